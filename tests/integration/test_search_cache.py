@@ -1,0 +1,224 @@
+"""The shared cache layer against a real redis-server: generations, fence, stampede, TTLs, faults."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from core.cache import HIT, MISS, STALE, CachePolicy, CircuitBreaker, SearchCache, entry_prefix, generation_key
+from core.redis_client import RedisCacheStore, connect
+from core.settings import CacheSettings
+from local.redis_server import RedisServer
+from tests.fakes import CountingMetrics
+
+pytestmark = pytest.mark.integration
+
+
+def cache_settings(server: RedisServer) -> CacheSettings:
+    return CacheSettings(
+        host=server.host,
+        port=server.port,
+        tls=False,
+        auth="none",
+        user="",
+        name="",
+        ttl_seconds=300,
+        region="us-east-1",
+    )
+
+
+@pytest.fixture
+def raw(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis.Redis(host=redis_server.host, port=redis_server.port)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def metrics() -> CountingMetrics:
+    return CountingMetrics()
+
+
+def new_cache(server: RedisServer, metrics: CountingMetrics, **policy: float) -> SearchCache:
+    store = RedisCacheStore(lambda: connect(cache_settings(server)))
+    return SearchCache("flights", store, metrics, CachePolicy(**policy))  # type: ignore[arg-type]
+
+
+class CountingBuild:
+    def __init__(self, body: str = '{"results":[1]}', empty: bool = False, delay: float = 0.0) -> None:
+        self.body, self.empty, self.delay = body, empty, delay
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> tuple[str, bool]:
+        with self._lock:
+            self.calls += 1
+        time.sleep(self.delay)
+        return self.body, self.empty
+
+
+def test_miss_then_hit_returns_the_identical_body(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache, build = new_cache(redis_server, metrics), CountingBuild()
+    first = cache.get_or_build("JFK-LHR", "q", build)
+    second = cache.get_or_build("JFK-LHR", "q", build)
+    assert (first.status, second.status, build.calls) == (MISS, HIT, 1)
+    assert first.body == second.body == '{"results":[1]}'
+    assert (metrics.counts["CacheMiss"], metrics.counts["CacheHit"]) == (1, 1)
+
+
+def test_keys_are_hash_tagged_and_hashed_never_raw_input(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache = new_cache(redis_server, metrics)
+    cache.get_or_build("JFK-LHR", "'; DROP TABLE flights; --", CountingBuild())
+    [key] = [k.decode() for k in raw.keys("search:*")]
+    prefix, generation, digest = key.rsplit(":", 2)
+    assert prefix == "search:{flights:JFK-LHR}" and generation == "g0"
+    assert len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+
+
+def test_invalidation_is_one_incr_of_the_scope_and_leaves_other_scopes(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache = new_cache(redis_server, metrics)
+    cache.get_or_build("JFK-LHR", "q", CountingBuild())
+    cache.get_or_build("JFK-CDG", "q", CountingBuild())
+    assert cache.invalidate("JFK-LHR") == 1
+    assert raw.get(generation_key("flights", "JFK-LHR")) == b"1"
+    assert cache.get_or_build("JFK-LHR", "q", CountingBuild('{"new":1}')).status == MISS
+    assert cache.get_or_build("JFK-CDG", "q", CountingBuild()).status == HIT
+    assert cache.get_or_build("JFK-LHR", "q", CountingBuild()).body == '{"new":1}'
+
+
+def test_result_built_before_an_invalidation_is_never_stored_under_the_new_generation(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache = new_cache(redis_server, metrics)
+
+    def slow_build_racing_an_ingest() -> tuple[str, bool]:
+        cache.invalidate("JFK-LHR")  # an ingest lands while this reader is still querying
+        return '{"old":true}', False
+
+    assert cache.get_or_build("JFK-LHR", "q", slow_build_racing_an_ingest).body == '{"old":true}'
+    assert raw.keys(f"{entry_prefix('flights', 'JFK-LHR')}:g1:*") == []
+    assert cache.get_or_build("JFK-LHR", "q", CountingBuild('{"new":true}')).status == MISS
+
+
+def test_fifty_concurrent_misses_cause_one_rebuild(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache, build = new_cache(redis_server, metrics), CountingBuild(delay=0.2)
+    barrier = threading.Barrier(50)
+    statuses: list[str] = []
+
+    def search() -> None:
+        barrier.wait()
+        statuses.append(cache.get_or_build("JFK-LHR", "popular", build).status)
+
+    threads = [threading.Thread(target=search) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert build.calls == 1
+    assert len(statuses) == 50 and statuses.count(MISS) == 1 and statuses.count(HIT) == 49
+
+
+def test_callers_take_the_previous_generation_while_one_rebuilds(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache = new_cache(redis_server, metrics)
+    cache.get_or_build("JFK-LHR", "q", CountingBuild('{"v":1}'))
+    cache.invalidate("JFK-LHR")
+    seen: list[tuple[str, str]] = []
+
+    def rebuild() -> tuple[str, bool]:
+        other = cache.get_or_build("JFK-LHR", "q", CountingBuild('{"never":1}'))  # a second caller meanwhile
+        seen.append((other.body, other.status))
+        return '{"v":2}', False
+
+    assert cache.get_or_build("JFK-LHR", "q", rebuild).body == '{"v":2}'
+    assert seen == [('{"v":1}', STALE)]
+    assert cache.get_or_build("JFK-LHR", "q", CountingBuild()).body == '{"v":2}'
+
+
+def test_ttl_has_jitter_and_empty_results_live_shorter(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache = new_cache(redis_server, metrics, ttl_seconds=300, negative_ttl_seconds=30, jitter=0.1)
+    for i in range(20):
+        cache.get_or_build("JFK-LHR", f"full{i}", CountingBuild())
+        cache.get_or_build("JFK-LHR", f"empty{i}", CountingBuild('{"results":[]}', empty=True))
+    full = [raw.pttl(k) for k in raw.keys("search:*") if raw.get(k) and b"[1]" in raw.get(k)]
+    empty = [raw.pttl(k) for k in raw.keys("search:*") if raw.get(k) and b"[]" in raw.get(k)]
+    assert len(full) == len(empty) == 20
+    assert all(270_000 - 1000 <= ttl <= 330_000 for ttl in full) and len(set(full)) > 1
+    assert all(27_000 - 1000 <= ttl <= 33_000 for ttl in empty)
+
+
+def test_corrupt_entry_is_a_miss_and_is_overwritten(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache = new_cache(redis_server, metrics)
+    cache.get_or_build("JFK-LHR", "q", CountingBuild())
+    [key] = raw.keys("search:*")
+    raw.set(key, b"r\x00\x00\x00\x00garbage")
+    again = cache.get_or_build("JFK-LHR", "q", CountingBuild('{"fresh":1}'))
+    assert (again.status, again.body) == (MISS, '{"fresh":1}')
+    assert cache.get_or_build("JFK-LHR", "q", CountingBuild()).status == HIT
+    assert metrics.counts["CacheCorrupt"] == 1
+
+
+def test_failed_rebuild_releases_its_lock_at_once(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache = new_cache(redis_server, metrics, wait_seconds=0.05)
+
+    def failing() -> tuple[str, bool]:
+        raise RuntimeError("store down")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_build("JFK-LHR", "q", failing)
+    assert raw.keys("lock:*") == []
+    assert cache.get_or_build("JFK-LHR", "q", CountingBuild()).status == MISS
+
+
+def test_stopped_redis_fails_open_within_the_timeout_budget(metrics: CountingMetrics) -> None:
+    server = RedisServer().start()
+    cache = new_cache(server, metrics)
+    cache.get_or_build("JFK-LHR", "q", CountingBuild())
+    server.stop()
+    started = time.perf_counter()
+    answers = [cache.get_or_build("JFK-LHR", "q", CountingBuild()) for _ in range(50)]
+    elapsed = time.perf_counter() - started
+    assert {a.status for a in answers} == {"BYPASS"}
+    assert elapsed < 0.3, f"50 searches against a dead cache took {elapsed:.3f}s"
+    assert metrics.counts["CacheError"] == 1  # the breaker opened after the first failure
+
+
+def test_stalled_redis_costs_at_most_the_timeout_budget(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache = SearchCache(
+        "flights",
+        RedisCacheStore(lambda: connect(cache_settings(redis_server))),
+        metrics,
+        breaker=CircuitBreaker(reset_seconds=60),
+    )
+    cache.get_or_build("JFK-LHR", "q", CountingBuild())
+    redis_server.pause()
+    try:
+        started = time.perf_counter()
+        answers = [cache.get_or_build("JFK-LHR", "q", CountingBuild()) for _ in range(20)]
+        elapsed = time.perf_counter() - started
+    finally:
+        redis_server.resume()
+    assert {a.status for a in answers} == {"BYPASS"}
+    assert elapsed < 0.3, f"20 searches against a stalled cache took {elapsed:.3f}s"
