@@ -20,7 +20,8 @@ from redis.backoff import NoBackoff
 from redis.credentials import CredentialProvider
 from redis.retry import Retry
 
-from core.cache import READ_SCRIPT, WRITE_SCRIPT, CacheUnavailable
+from core.cache import READ_SCRIPT, WRITE_SCRIPT, CachePolicy, CacheUnavailable, SearchCache
+from core.observability import MetricsSink
 from core.settings import CacheSettings
 
 SOCKET_TIMEOUT_SECONDS = 0.05
@@ -87,7 +88,7 @@ def connect(settings: CacheSettings) -> redis.Redis:
     threads cannot exhaust the server's connections; a Lambda container uses one connection.
     """
     connection_class = redis.SSLConnection if settings.tls else redis.Connection
-    pool = redis.BlockingConnectionPool(
+    pool = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
         connection_class=connection_class,
         max_connections=MAX_CONNECTIONS,
         timeout=POOL_WAIT_SECONDS,
@@ -144,3 +145,9 @@ class RedisCacheStore:
             return int(client.incr(generation_key))
         except (redis.RedisError, OSError) as error:
             raise CacheUnavailable(str(error)) from error
+
+
+def search_cache(domain: str, settings: CacheSettings, metrics: MetricsSink) -> SearchCache:
+    """The cache of one search domain over this container's Redis connection (opened on first use)."""
+    policy = CachePolicy(ttl_seconds=settings.ttl_seconds, negative_ttl_seconds=min(30, settings.ttl_seconds))
+    return SearchCache(domain, RedisCacheStore(lambda: connect(settings)), metrics, policy)

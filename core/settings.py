@@ -27,7 +27,7 @@ class CacheSettings:
 class Settings:
     table_name: str
     cache: CacheSettings
-    page_token_secret: bytes
+    page_token_secret: bytes  # empty for a function whose results are not paged
 
 
 def _required(environ: Mapping[str, str], name: str, purpose: str) -> str:
@@ -79,13 +79,17 @@ def cache_settings_from_env(environ: Mapping[str, str] = os.environ) -> CacheSet
     )
 
 
-def settings_from_env(table_variable: str, environ: Mapping[str, str] = os.environ) -> Settings:
+def settings_from_env(
+    table_variable: str, environ: Mapping[str, str] = os.environ, *, page_tokens: bool = True
+) -> Settings:
     """Settings of a search function whose DynamoDB table name is in ``table_variable``.
 
+    ``page_tokens``: the function pages its results, so it needs ``PAGE_TOKEN_SECRET``.
     Raises :class:`SettingsError` naming the first missing or malformed variable.
     """
+    secret = _required(environ, "PAGE_TOKEN_SECRET", "the key that signs page tokens") if page_tokens else ""
     return Settings(
         table_name=_required(environ, table_variable, "the DynamoDB table of this function"),
         cache=cache_settings_from_env(environ),
-        page_token_secret=_required(environ, "PAGE_TOKEN_SECRET", "the key that signs page tokens").encode(),
+        page_token_secret=secret.encode(),
     )

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from core.cache import CachePolicy, SearchCache
 from core.observability import MetricsSink
 from core.page_token import PageTokens
-from core.redis_client import RedisCacheStore, connect
+from core.redis_client import search_cache
 from core.settings import settings_from_env
 from core.store import DynamoTable
 from domains.flights.offers import FlightOffer, offer_from_item
@@ -29,11 +28,6 @@ class DynamoOfferSource:
 @lru_cache(maxsize=1)
 def flight_search(metrics: MetricsSink) -> FlightSearch:
     settings = settings_from_env("FLIGHTS_TABLE")
-    cache = SearchCache(
-        DOMAIN,
-        RedisCacheStore(lambda: connect(settings.cache)),
-        metrics,
-        CachePolicy(ttl_seconds=settings.cache.ttl_seconds, negative_ttl_seconds=min(30, settings.cache.ttl_seconds)),
-    )
+    cache = search_cache(DOMAIN, settings.cache, metrics)
     source = DynamoOfferSource(DynamoTable(settings.table_name))
     return FlightSearch(source, cache, PageTokens(settings.page_token_secret))

@@ -1,0 +1,1 @@
+"""Destination lookup and autocomplete over real airports."""
