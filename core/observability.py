@@ -7,8 +7,9 @@ local runs or the import of a handler.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 from typing import Any, Protocol
@@ -17,12 +18,13 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 NAMESPACE_DEFAULT = "TravelSearch"
+Handler = Callable[[Any, Any], Any]
 
 
 class MetricsSink(Protocol):
     """Where core components count events (``CacheHit``, ``CacheError`` …)."""
 
-    def count(self, name: str) -> None: ...
+    def count(self, name: str, value: int = 1) -> None: ...
 
     def milliseconds(self, name: str, value: float) -> None: ...
 
@@ -33,23 +35,37 @@ class PowertoolsMetrics:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    def count(self, name: str) -> None:
-        self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    def count(self, name: str, value: int = 1) -> None:
+        self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
     def milliseconds(self, name: str, value: float) -> None:
         self._metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
 
 
-def function_logger(service: str) -> Logger:
-    """A JSON logger for one function; level from ``POWERTOOLS_LOG_LEVEL``."""
-    return Logger(service=service)
+class FunctionTelemetry:
+    """Logger and metrics of one function, and the decorator that wraps its Lambda handler."""
 
+    def __init__(self, service: str, domain: str, correlation_id_path: str | None = None) -> None:
+        self.domain = domain
+        self.logger = Logger(service=service)  # JSON; level from POWERTOOLS_LOG_LEVEL
+        self.metrics = Metrics(
+            namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE_DEFAULT), service=service
+        )
+        self.sink = PowertoolsMetrics(self.metrics)
+        self._correlation_id_path = correlation_id_path
 
-def function_metrics(service: str, domain: str) -> Metrics:
-    """EMF metrics in ``POWERTOOLS_METRICS_NAMESPACE`` with the dimension ``Domain``."""
-    metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE_DEFAULT), service=service)
-    metrics.set_default_dimensions(Domain=domain)
-    return metrics
+    def entry(self, handler: Handler) -> Handler:
+        """Wrap a handler: Lambda context and correlation id in every log line, EMF metrics flushed per call."""
+
+        @functools.wraps(handler)
+        def with_domain(event: Any, context: Any) -> Any:
+            # Per call, not as a default dimension: Powertools shares dimensions between Metrics
+            # instances, and the local stack runs every function in one process.
+            self.metrics.add_dimension(name="Domain", value=self.domain)
+            return handler(event, context)
+
+        traced = self.logger.inject_lambda_context(correlation_id_path=self._correlation_id_path)(with_domain)
+        return self.metrics.log_metrics(traced)
 
 
 def _tracing_enabled() -> bool:

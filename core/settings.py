@@ -93,3 +93,19 @@ def settings_from_env(
         cache=cache_settings_from_env(environ),
         page_token_secret=secret.encode(),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    table_name: str
+    quarantine_table: str
+    cache: CacheSettings
+
+
+def ingest_settings_from_env(table_variable: str, environ: Mapping[str, str] = os.environ) -> IngestSettings:
+    """Settings of an ingest function: its domain's table, the quarantine table and the cache."""
+    return IngestSettings(
+        table_name=_required(environ, table_variable, "the DynamoDB table this function writes"),
+        quarantine_table=_required(environ, "QUARANTINE_TABLE", "where invalid events are kept with the reason"),
+        cache=cache_settings_from_env(environ),
+    )

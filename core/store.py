@@ -1,4 +1,4 @@
-"""DynamoDB access for search: key-condition Queries only (never Scan), on one client per container.
+"""DynamoDB access: key-condition Queries only (never Scan), conditional writes, one client per container.
 
 botocore (not boto3) is imported when the first query needs it, so a cache hit never pays for it.
 Throttling that outlasts botocore's bounded retries becomes :class:`core.errors.ServiceUnavailable`
@@ -7,6 +7,8 @@ Throttling that outlasts botocore's bounded retries becomes :class:`core.errors.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -16,6 +18,8 @@ from core.observability import subsegment
 Item = dict[str, dict[str, Any]]  # low-level AttributeValue form
 
 MAX_PAGES = 20  # a partition prefix larger than 20 MB of items is a data-model error, not a query to finish
+BATCH_SIZE = 25  # BatchWriteItem limit
+BATCH_ATTEMPTS = 5
 THROTTLING_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 
 
@@ -100,3 +104,64 @@ class DynamoTable:
                 raise ServiceUnavailable("the search store is busy, retry shortly", retry_after=1) from error
             raise
         return response
+
+
+class Writes:
+    """Conditional and batched writes of one table (ingest side)."""
+
+    def __init__(self, table: DynamoTable, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._table = table
+        self._sleep = sleep
+
+    def upsert_if_newer(self, key: Item, attributes: Item, sequence: int, defaults: Item | None = None) -> bool:
+        """Write ``attributes`` (and ``defaults`` where the item has none) if ``sequence`` is newer.
+
+        One conditional UpdateItem: the stored ``sequence`` must be absent or lower, so duplicate
+        and out-of-order deliveries change nothing. Returns False when the stored item is as new.
+        """
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
+        names: dict[str, str] = {"#seq": "sequence"}
+        values: dict[str, Any] = {":seq": {"N": str(sequence)}}
+        assignments = ["#seq = :seq"]
+        for index, (name, value) in enumerate(attributes.items()):
+            names[f"#a{index}"], values[f":a{index}"] = name, value
+            assignments.append(f"#a{index} = :a{index}")
+        for index, (name, value) in enumerate((defaults or {}).items()):
+            names[f"#d{index}"], values[f":d{index}"] = name, value
+            assignments.append(f"#d{index} = if_not_exists(#d{index}, :d{index})")
+        try:
+            with subsegment("dynamodb"):
+                self._table.client.update_item(
+                    TableName=self._table.table_name,
+                    Key=key,
+                    UpdateExpression="SET " + ", ".join(assignments),
+                    ConditionExpression="attribute_not_exists(#seq) OR #seq < :seq",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def put_all(self, items: list[Item], attempts: int = BATCH_ATTEMPTS) -> list[Item]:
+        """BatchWriteItem in chunks of 25, retrying ``UnprocessedItems`` with backoff.
+
+        Returns the items still unwritten after ``attempts`` tries (empty when all landed), so the
+        caller can report them as failures instead of losing them.
+        """
+        left: list[Item] = []
+        for start in range(0, len(items), BATCH_SIZE):
+            pending = [{"PutRequest": {"Item": item}} for item in items[start : start + BATCH_SIZE]]
+            for attempt in range(attempts):
+                if attempt:
+                    self._sleep(min(1.0, 0.05 * 2**attempt))
+                with subsegment("dynamodb"):
+                    response = self._table.client.batch_write_item(RequestItems={self._table.table_name: pending})
+                pending = response.get("UnprocessedItems", {}).get(self._table.table_name, [])
+                if not pending:
+                    break
+            left.extend(request["PutRequest"]["Item"] for request in pending)
+        return left

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from core.cache import Cached
 from domains.flights.offers import FlightOffer
@@ -18,9 +19,9 @@ class CountingMetrics:
         self.timings: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
-    def count(self, name: str) -> None:
+    def count(self, name: str, value: int = 1) -> None:
         with self._lock:
-            self.counts[name] += 1
+            self.counts[name] += value
 
     def milliseconds(self, name: str, value: float) -> None:
         with self._lock:
@@ -52,3 +53,39 @@ class DictCache:
         body, _ = build()
         self.bodies[key] = body
         return Cached(body, "MISS")
+
+
+class NewestWinsStore:
+    """UpsertStore with DynamoDB's conditional semantics: a write lands only with a newer sequence."""
+
+    def __init__(self, fail_keys: set[str] | None = None) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.fail_keys = fail_keys or set()
+
+    def upsert_if_newer(
+        self, key: dict[str, Any], attributes: dict[str, Any], sequence: int, defaults: dict[str, Any] | None = None
+    ) -> bool:
+        pk, sk = key["pk"]["S"], key["sk"]["S"]
+        if sk in self.fail_keys:
+            raise ConnectionError(f"store unavailable for {sk}")
+        current = self.items.get((pk, sk))
+        if current is not None and int(current["sequence"]["N"]) >= sequence:
+            return False
+        updated = {**(current or {}), **attributes, "sequence": {"N": str(sequence)}}
+        for name, value in (defaults or {}).items():
+            updated.setdefault(name, value)
+        self.items[(pk, sk)] = updated
+        return True
+
+
+class QuarantineList:
+    """QuarantineStore that keeps items; the first ``unprocessed`` items are refused once each call."""
+
+    def __init__(self, unprocessed: int = 0) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.unprocessed = unprocessed
+
+    def put_all(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        refused, accepted = items[: self.unprocessed], items[self.unprocessed :]
+        self.items += accepted
+        return refused

@@ -13,29 +13,27 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from core.errors import NotFound
 from core.http import ApiRequest, Reply, handle
-from core.observability import PowertoolsMetrics, function_logger, function_metrics
+from core.observability import FunctionTelemetry
 from domains.destinations.bootstrap import DOMAIN, destination_search
 from domains.destinations.query import parse_code, parse_destination_query
 
 SEARCH_RESOURCE = "/v1/destinations/search"
 LOOKUP_RESOURCE = "/v1/destinations/{code}"
 
-logger = function_logger("destinations-search")
-metrics = function_metrics("destinations-search", DOMAIN)
-sink = PowertoolsMetrics(metrics)
+telemetry = FunctionTelemetry("destinations-search", DOMAIN, correlation_paths.API_GATEWAY_REST)
 
 
 def search(request: ApiRequest) -> Reply:
     started = time.perf_counter()
     query = parse_destination_query(request.query)  # before wiring: bad input never needs the cache or table
-    result = destination_search(sink).search(query)
-    sink.milliseconds("SearchLatency", (time.perf_counter() - started) * 1000)
+    result = destination_search(telemetry.sink).search(query)
+    telemetry.sink.milliseconds("SearchLatency", (time.perf_counter() - started) * 1000)
     return Reply(result.body, result.status)
 
 
 def lookup(request: ApiRequest) -> Reply:
     code = parse_code(request.path, request.query)
-    result = destination_search(sink).lookup(code)
+    result = destination_search(telemetry.sink).lookup(code)
     return Reply(result.body, result.status)
 
 
@@ -46,7 +44,6 @@ def unknown_resource(request: ApiRequest) -> Reply:
 ENDPOINTS: dict[str, Callable[[ApiRequest], Reply]] = {SEARCH_RESOURCE: search, LOOKUP_RESOURCE: lookup}
 
 
-@metrics.log_metrics
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@telemetry.entry
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle(event, ENDPOINTS.get(str(event.get("resource")), unknown_resource), logger)
+    return handle(event, ENDPOINTS.get(str(event.get("resource")), unknown_resource), telemetry.logger)

@@ -9,25 +9,22 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 
 from core.http import ApiRequest, Reply, handle
-from core.observability import PowertoolsMetrics, function_logger, function_metrics
+from core.observability import FunctionTelemetry
 from domains.flights.bootstrap import DOMAIN, flight_search
 from domains.flights.query import parse_flight_query
 
-logger = function_logger("flights-search")
-metrics = function_metrics("flights-search", DOMAIN)
-sink = PowertoolsMetrics(metrics)
+telemetry = FunctionTelemetry("flights-search", DOMAIN, correlation_paths.API_GATEWAY_REST)
 
 
 def search(request: ApiRequest) -> Reply:
     started = time.perf_counter()
-    service = flight_search(sink)
+    service = flight_search(telemetry.sink)
     query = parse_flight_query(request.query, datetime.now(UTC).date(), service.tokens)
     result = service.search(query)
-    sink.milliseconds("SearchLatency", (time.perf_counter() - started) * 1000)
+    telemetry.sink.milliseconds("SearchLatency", (time.perf_counter() - started) * 1000)
     return Reply(result.body, result.status)
 
 
-@metrics.log_metrics
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@telemetry.entry
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle(event, search, logger)
+    return handle(event, search, telemetry.logger)

@@ -1,0 +1,181 @@
+"""Ingest of provider events from an SQS queue (fed by an EventBridge rule): validate, write, invalidate.
+
+For each SQS record the pipeline
+
+1. reads the EventBridge event in the body: ``detail = {"provider": ..., "event": <partner event>}``;
+2. re-validates the partner event against its schema (events can reach the bus by other routes);
+3. turns it into conditional upserts (the domain's mapping) and writes them: the newest
+   ``sequence`` per offer or rate wins, so duplicates and out-of-order deliveries change nothing;
+4. after the batch, ``INCR``s the cache generation of every scope it changed, once per scope.
+
+A record that is invalid in any way is quarantined with the reason and acknowledged: it will
+never become valid by retrying. A record whose write fails (throttling, an outage) is reported in
+``batchItemFailures``, so SQS delivers it again and, after the queue's redrive count, moves it to
+the DLQ. A quarantine record that cannot be written is reported the same way. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from core.observability import MetricsSink
+from integrations.contracts import EventContracts
+
+Item = dict[str, dict[str, Any]]
+
+QUARANTINE_DAYS = 30
+MAX_QUARANTINED_BODY = 64_000
+PROVIDER = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
+
+
+class InvalidEvent(ValueError):
+    """An event that passed its schema but makes no sense (arrival before departure …)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    """One conditional write: set ``attributes`` on ``key`` if ``sequence`` is newer than the stored one."""
+
+    scope: str  # the cache scope this write changes (a route, a city)
+    key: Item
+    attributes: Item
+    sequence: int
+    defaults: Item = field(default_factory=dict)  # set only where the item has no value yet
+
+
+ToUpserts = Callable[[Mapping[str, Any], str, str], list[Upsert]]  # (event, provider, received_at)
+
+
+class UpsertStore(Protocol):
+    def upsert_if_newer(self, key: Item, attributes: Item, sequence: int, defaults: Item | None = None) -> bool: ...
+
+
+class QuarantineStore(Protocol):
+    def put_all(self, items: list[Item]) -> list[Item]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DomainIngest:
+    """What one domain's ingest accepts and how it maps events to writes."""
+
+    domain: str
+    event_types: frozenset[str]
+    to_upserts: ToUpserts
+
+
+def quarantine_item(domain: str, message_id: str, body: str, reason: str, now: datetime) -> Item:
+    """A quarantine record: operators query one day (``pk``) ordered by arrival (``sk``)."""
+    received = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "pk": {"S": now.strftime("%Y-%m-%d")},
+        "sk": {"S": f"{received}#{domain}#{message_id}"},
+        "domain": {"S": domain},
+        "message_id": {"S": message_id},
+        "reason": {"S": reason},
+        "body": {"S": body[:MAX_QUARANTINED_BODY] or "(empty)"},
+        "received_at": {"S": received},
+        "expires_at": {"N": str(int((now + timedelta(days=QUARANTINE_DAYS)).timestamp()))},
+    }
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        spec: DomainIngest,
+        contracts: EventContracts,
+        store: UpsertStore,
+        quarantine: QuarantineStore,
+        invalidate: Callable[[str], int | None],
+        metrics: MetricsSink,
+        logger: logging.Logger | Any,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._spec = spec
+        self._contracts = contracts
+        self._store = store
+        self._quarantine = quarantine
+        self._invalidate = invalidate
+        self._metrics = metrics
+        self._logger = logger
+        self._clock = clock
+
+    def run(self, sqs_event: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
+        """Process one SQS batch; the result is Lambda's partial batch response."""
+        failed: list[str] = []
+        quarantined: list[tuple[str, Item]] = []
+        changed: set[str] = set()
+        for record in sqs_event.get("Records") or ():
+            message_id = str(record.get("messageId", ""))
+            body = record.get("body") if isinstance(record.get("body"), str) else ""
+            try:
+                changed |= self._ingest(body or "")
+            except InvalidEvent as invalid:
+                self._logger.warning("event quarantined", extra={"message_id": message_id, "reason": invalid.reason})
+                quarantined.append(
+                    (
+                        message_id,
+                        quarantine_item(self._spec.domain, message_id, body or "", invalid.reason, self._clock()),
+                    )
+                )
+            except Exception:
+                self._logger.exception(
+                    "event not written; it will be delivered again", extra={"message_id": message_id}
+                )
+                self._metrics.count("IngestFailed")
+                failed.append(message_id)
+        failed += self._write_quarantine(quarantined)
+        for scope in sorted(changed):
+            if self._invalidate(scope) is None:
+                self._metrics.count("InvalidationFailed")  # cached results of this scope live out their TTL
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+    def _ingest(self, body: str) -> set[str]:
+        event, provider = self._read(body)
+        upserts = self._spec.to_upserts(event, provider, self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"))
+        changed: set[str] = set()
+        for upsert in upserts:
+            if self._store.upsert_if_newer(upsert.key, upsert.attributes, upsert.sequence, upsert.defaults):
+                changed.add(upsert.scope)
+                self._metrics.count("RecordWritten")
+            else:
+                self._metrics.count("RecordUnchanged")
+        self._metrics.count("EventIngested")
+        return changed
+
+    def _read(self, body: str) -> tuple[Mapping[str, Any], str]:
+        try:
+            message = json.loads(body)
+        except ValueError:
+            raise InvalidEvent("body: is not JSON") from None
+        detail = message.get("detail") if isinstance(message, dict) else None
+        if not isinstance(detail, dict):
+            raise InvalidEvent("detail: is missing (not an EventBridge event)")
+        provider = detail.get("provider")
+        if not isinstance(provider, str) or not PROVIDER.fullmatch(provider):
+            raise InvalidEvent("detail.provider: must be a provider name like 'skylink'")
+        event = detail.get("event")
+        problem = self._contracts.problem(event)
+        if problem is not None:
+            raise InvalidEvent(f"event.{problem}")
+        if event["type"] not in self._spec.event_types:
+            raise InvalidEvent(f"event.type: {event['type']} is not handled by {self._spec.domain} ingest")
+        return event, provider
+
+    def _write_quarantine(self, quarantined: Iterable[tuple[str, Item]]) -> list[str]:
+        by_sort_key = {item["sk"]["S"]: message_id for message_id, item in quarantined}
+        items = [item for _, item in quarantined]
+        if not items:
+            return []
+        self._metrics.count("EventQuarantined", len(items))
+        unwritten = self._quarantine.put_all(items)
+        return [by_sort_key[item["sk"]["S"]] for item in unwritten]

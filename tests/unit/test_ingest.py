@@ -1,0 +1,202 @@
+"""Ingest pipeline over fakes: validation, newest-sequence-wins writes, quarantine, invalidation."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from integrations.contracts import SCHEMA_DIR, event_contracts
+from integrations.flights_ingest import FLIGHTS
+from integrations.hotels_ingest import HOTELS
+from integrations.ingest import DomainIngest, IngestPipeline
+from tests.fakes import CountingMetrics, NewestWinsStore, QuarantineList
+
+EXAMPLES = SCHEMA_DIR / "examples"
+FLIGHT_EVENT = json.loads((EXAMPLES / "FlightOffersUpdated.v1/valid/two-cabins.json").read_text())
+HOTEL_EVENT = json.loads((EXAMPLES / "HotelRatesUpdated.v1/valid/two-nights.json").read_text())
+NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+class Harness:
+    def __init__(
+        self, spec: DomainIngest = FLIGHTS, store: NewestWinsStore | None = None, cache_up: bool = True
+    ) -> None:
+        self.store = store or NewestWinsStore()
+        self.quarantine = QuarantineList()
+        self.invalidated: Counter[str] = Counter()
+        self.metrics = CountingMetrics()
+        self.cache_up = cache_up
+        self.pipeline = IngestPipeline(
+            spec,
+            event_contracts(),
+            self.store,
+            self.quarantine,
+            self._invalidate,
+            self.metrics,
+            logging.getLogger("ingest"),
+            clock=lambda: NOW,
+        )
+
+    def _invalidate(self, scope: str) -> int | None:
+        if not self.cache_up:
+            return None
+        self.invalidated[scope] += 1
+        return self.invalidated[scope]
+
+    def run(self, *bodies: str) -> list[str]:
+        records = [{"messageId": f"m{i}", "body": body} for i, body in enumerate(bodies)]
+        result = self.pipeline.run({"Records": records})
+        return [failure["itemIdentifier"] for failure in result["batchItemFailures"]]
+
+
+def delivered(event: Any, provider: str = "skylink") -> str:
+    """The SQS body an EventBridge rule delivers for a partner event."""
+    return json.dumps(
+        {
+            "detail-type": "FlightOffersUpdated",
+            "source": "travel.partners",
+            "detail": {"provider": provider, "event": event},
+        }
+    )
+
+
+def with_sequence(event: dict[str, Any], sequence: int, price: str) -> dict[str, Any]:
+    changed = copy.deepcopy(event)
+    changed["sequence"] = sequence
+    for offer in changed["data"]["offers"]:
+        offer["price"]["amount"] = price
+    return changed
+
+
+def test_valid_event_writes_every_offer_and_invalidates_its_route_once() -> None:
+    harness = Harness()
+    assert harness.run(delivered(FLIGHT_EVENT), delivered(with_sequence(FLIGHT_EVENT, 43, "399.00"))) == []
+    assert sorted(sk for _, sk in harness.store.items) == [
+        "2026-12-01#BA178#business#skylink",
+        "2026-12-01#BA178#economy#skylink",
+    ]
+    assert {item["price"]["N"] for item in harness.store.items.values()} == {"399.00"}
+    assert harness.invalidated == Counter({"JFK-LHR": 1})
+    assert harness.quarantine.items == []
+
+
+def test_duplicate_delivery_changes_nothing_and_invalidates_nothing() -> None:
+    harness = Harness()
+    harness.run(delivered(FLIGHT_EVENT))
+    state = copy.deepcopy(harness.store.items)
+    harness.invalidated.clear()
+    assert harness.run(delivered(FLIGHT_EVENT), delivered(FLIGHT_EVENT)) == []
+    assert harness.store.items == state
+    assert harness.invalidated == Counter()
+    assert harness.metrics.counts["RecordUnchanged"] == 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.permutations([(1, "100.00"), (2, "200.00"), (3, "300.00"), (4, "400.00"), (5, "500.00")]), st.integers(1, 5))
+def test_any_delivery_order_ends_at_the_newest_sequence(order: list[tuple[int, str]], batch: int) -> None:
+    harness = Harness()
+    bodies = [delivered(with_sequence(FLIGHT_EVENT, sequence, price)) for sequence, price in order]
+    for start in range(0, len(bodies), batch):
+        assert harness.run(*bodies[start : start + batch]) == []
+    assert {(item["sequence"]["N"], item["price"]["N"]) for item in harness.store.items.values()} == {("5", "500.00")}
+
+
+def test_invalid_event_is_quarantined_with_the_reason_and_the_valid_ones_still_land() -> None:
+    invalid = json.loads((EXAMPLES / "FlightOffersUpdated.v1/invalid/price-amount-one-decimal.json").read_text())[
+        "event"
+    ]
+    harness = Harness()
+    assert harness.run(delivered(invalid), delivered(FLIGHT_EVENT)) == []
+    [record] = harness.quarantine.items
+    assert record["reason"]["S"].startswith("event.data.offers[0].price.amount: ")
+    assert record["message_id"]["S"] == "m0" and json.loads(record["body"]["S"])["detail"]["event"] == invalid
+    assert record["pk"]["S"] == "2026-11-28" and int(record["expires_at"]["N"]) > NOW.timestamp()
+    assert len(harness.store.items) == 2  # only the valid event's two offers; nothing of the invalid one
+
+
+def test_semantically_impossible_offer_is_quarantined_and_no_offer_of_it_is_written() -> None:
+    event = copy.deepcopy(FLIGHT_EVENT)
+    event["data"]["offers"][1]["arrival"] = "2026-12-01T10:00:00Z"  # before departure
+    harness = Harness()
+    harness.run(delivered(event))
+    assert [item["reason"]["S"] for item in harness.quarantine.items] == [
+        "event.data.offers[1].arrival: must be after departure"
+    ]
+    assert harness.store.items == {}
+
+
+def test_bodies_that_are_not_partner_events_are_quarantined_with_a_reason() -> None:
+    harness = Harness()
+    bodies = [
+        "not json",
+        json.dumps({"detail": "x"}),
+        json.dumps({"detail": {"provider": "Sky Link!", "event": FLIGHT_EVENT}}),
+        json.dumps({"detail": {"provider": "skylink", "event": HOTEL_EVENT}}),
+    ]
+    assert harness.run(*bodies) == []
+    assert [item["reason"]["S"] for item in harness.quarantine.items] == [
+        "body: is not JSON",
+        "detail: is missing (not an EventBridge event)",
+        "detail.provider: must be a provider name like 'skylink'",
+        "event.type: HotelRatesUpdated is not handled by flights ingest",
+    ]
+
+
+def test_a_failed_write_is_reported_for_redelivery_and_the_rest_of_the_batch_lands() -> None:
+    other_day = copy.deepcopy(FLIGHT_EVENT)
+    other_day["data"]["date"] = "2026-12-02"
+    for offer in other_day["data"]["offers"]:
+        offer["departure"], offer["arrival"] = "2026-12-02T18:30:00Z", "2026-12-03T01:35:00Z"
+    store = NewestWinsStore(fail_keys={"2026-12-01#BA178#business#skylink"})
+    harness = Harness(store=store)
+    assert harness.run(delivered(FLIGHT_EVENT), delivered(other_day)) == ["m0"]
+    assert ("JFK-LHR", "2026-12-02#BA178#economy#skylink") in store.items
+    # Redelivery after the fault: the record is written exactly once in effect.
+    store.fail_keys.clear()
+    assert harness.run(delivered(FLIGHT_EVENT)) == []
+    assert len(store.items) == 4
+
+
+def test_unwritten_quarantine_records_are_reported_not_lost() -> None:
+    harness = Harness()
+    harness.quarantine.unprocessed = 1
+    assert harness.run("not json", "also not json") == ["m0"]
+    assert [item["message_id"]["S"] for item in harness.quarantine.items] == ["m1"]
+
+
+def test_cache_down_during_ingest_still_writes_and_counts_the_missed_invalidation() -> None:
+    harness = Harness(cache_up=False)
+    assert harness.run(delivered(FLIGHT_EVENT)) == []
+    assert len(harness.store.items) == 2
+    assert harness.metrics.counts["InvalidationFailed"] == 1
+
+
+def test_hotel_rates_keep_rating_and_guests_they_do_not_mention() -> None:
+    harness = Harness(HOTELS)
+    assert harness.run(delivered(HOTEL_EVENT)) == []
+    first, second = (harness.store.items[("PAR", f"2026-12-0{n}#PAR-0042")] for n in (1, 2))
+    assert (first["rating"], first["max_guests"], second["max_guests"]) == ({"N": "8.7"}, {"N": "3"}, {"N": "2"})
+    update = copy.deepcopy(HOTEL_EVENT)
+    update["sequence"] += 1
+    del update["data"]["rating"]
+    update["data"]["rates"][0].pop("max_guests")
+    assert harness.run(delivered(update)) == []
+    first = harness.store.items[("PAR", "2026-12-01#PAR-0042")]
+    assert (first["rating"], first["max_guests"], first["sequence"]) == ({"N": "8.7"}, {"N": "3"}, {"N": "8"})
+    assert harness.invalidated == Counter({"PAR": 2})
+
+
+def test_every_valid_example_maps_to_writes_in_its_domain(tmp_path: Path) -> None:
+    for path in sorted(EXAMPLES.glob("*/valid/*.json")):
+        event = json.loads(path.read_text())
+        harness = Harness(FLIGHTS if event["type"] == "FlightOffersUpdated" else HOTELS)
+        assert harness.run(delivered(event)) == [], path
+        assert harness.store.items and not harness.quarantine.items, path
