@@ -3,29 +3,125 @@
 Each test reads the template as CloudFormation does (long-form intrinsics, via ``local.template``) and
 checks a property a user or an operator would notice when it breaks: a route that answers 500, a key
 that is not enforced, an alarm that can never fire, a role that can do more than it should.
+
+Checks of the search functions are parametrized over SEARCH_DOMAINS, which must describe every function
+and table of the template. Where the template must agree with the code (environment, DynamoDB actions,
+metric dimensions, response schemas), the expectation is read from the code itself: its syntax tree
+(nothing is invoked) or a response rendered by the domain's own search logic over in-memory sources.
 """
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import importlib
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from cfnlint.api import lint_file
+from jsonschema import Draft202012Validator, ValidationError
 
+from core.page_token import PageTokens
+from domains.destinations.airports import Airport
+from domains.destinations.query import (
+    LOOKUP_PARAMETERS,
+    MAX_LENGTH,
+    MAX_LIMIT,
+    MIN_LENGTH,
+    SEARCH_PARAMETERS,
+    DestinationQuery,
+)
+from domains.destinations.search import DestinationSearch
+from domains.flights.offers import FlightOffer
+from domains.flights.query import FlightQuery
+from domains.flights.search import FlightSearch
+from domains.hotels.query import PARAMETERS as HOTEL_PARAMETERS
+from domains.hotels.query import SORTS as HOTEL_SORTS
+from domains.hotels.query import HotelQuery
+from domains.hotels.rates import NightlyRate
+from domains.hotels.search import HotelSearch
 from local.template import TEMPLATE_PATH
+from tests.fakes import DictCache, InMemoryOffers
 
 Resources = dict[str, dict[str, Any]]
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+PROJECT_ROOT = Path(TEMPLATE_PATH).parent
 
-# What domains/flights and core/settings.py read; nothing more, nothing less.
-FLIGHTS_SEARCH_ENVIRONMENT = {
-    "FLIGHTS_TABLE",
+
+@dataclass(frozen=True)
+class SearchDomain:
+    """What the code of one search domain (domains/<name>/) needs from the template."""
+
+    name: str  # package under domains/, "Domain" metric dimension, lower-case resource name part
+    table_variable: str  # the environment variable holding its table name
+    dynamodb_actions: frozenset[str]  # what its code calls through core.store, nothing more
+    paged: bool  # signs page tokens, so it reads PAGE_TOKEN_SECRET
+    routes: tuple[tuple[str, str, str], ...]  # (path, method, 200 response schema)
+
+    @property
+    def prefix(self) -> str:
+        return self.name.capitalize()
+
+    @property
+    def table(self) -> str:
+        return f"{self.prefix}Table"
+
+    @property
+    def function(self) -> str:
+        return f"{self.prefix}SearchFunction"
+
+    @property
+    def role(self) -> str:
+        return f"{self.prefix}SearchRole"
+
+    @property
+    def log_group(self) -> str:
+        return f"{self.prefix}SearchLogGroup"
+
+
+SEARCH_DOMAINS = (
+    SearchDomain(
+        "flights",
+        "FLIGHTS_TABLE",
+        frozenset({"dynamodb:Query"}),
+        paged=True,
+        routes=(("/v1/flights/search", "get", "FlightSearchResponse"),),
+    ),
+    SearchDomain(
+        "hotels",
+        "HOTELS_TABLE",
+        frozenset({"dynamodb:Query"}),
+        paged=True,
+        routes=(("/v1/hotels/search", "get", "HotelSearchResponse"),),
+    ),
+    SearchDomain(
+        "destinations",
+        "DESTINATIONS_TABLE",
+        frozenset({"dynamodb:Query", "dynamodb:GetItem"}),
+        paged=False,
+        routes=(
+            ("/v1/destinations/search", "get", "DestinationSearchResponse"),
+            ("/v1/destinations/{code}", "get", "Destination"),
+        ),
+    ),
+)
+by_domain = pytest.mark.parametrize("domain", SEARCH_DOMAINS, ids=lambda domain: domain.name)
+SEARCH_ROUTES = [(domain, *route) for domain in SEARCH_DOMAINS for route in domain.routes]
+by_route = pytest.mark.parametrize(
+    ("domain", "path", "method", "schema_name"), SEARCH_ROUTES, ids=[f"{m.upper()} {p}" for _, p, m, _ in SEARCH_ROUTES]
+)
+
+# What core/settings.py and Powertools read in every search function.
+SHARED_ENVIRONMENT = {
     "CACHE_HOST",
     "CACHE_PORT",
     "CACHE_TLS",
@@ -33,10 +129,17 @@ FLIGHTS_SEARCH_ENVIRONMENT = {
     "CACHE_USER",
     "CACHE_NAME",
     "CACHE_TTL_SECONDS",
-    "PAGE_TOKEN_SECRET",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
 }
+
+# core.store.DynamoTable's public reads → the DynamoDB action each one sends.
+STORE_ACTIONS = {
+    "query_prefix": "dynamodb:Query",
+    "query_range": "dynamodb:Query",
+    "get_item": "dynamodb:GetItem",
+}
+ERROR_STATUSES = ("400", "403", "429", "500", "503")
 
 GATEWAY_RESPONSE_TYPES = {
     "DEFAULT_4XX",
@@ -137,8 +240,234 @@ def dereference(openapi: dict[str, Any], node: Any) -> Any:
 
 
 def render_dashboard(body: str) -> Any:
-    """The dashboard JSON with every ${...} substitution replaced by a plausible value."""
-    return json.loads(re.sub(r"\$\{[^}]+\}", "1", body))
+    """The dashboard JSON as CloudFormation would substitute it: inside a string, ${Name} becomes Name (so
+    widgets can be checked for the resources they name); a bare ${Parameter} (a number) becomes 1."""
+    named = re.sub(r'"[^"]*"', lambda string: re.sub(r"\$\{([^}]+)\}", r"\1", string.group(0)), body)
+    return json.loads(re.sub(r"\$\{[^}]+\}", "1", named))
+
+
+def metric_rows(widget: dict[str, Any]) -> Iterator[tuple[list[str], dict[str, Any]]]:
+    """(namespace, metric, dimension, value, ...) and options of every metric row of a widget, with the
+    dashboard shorthand expanded ("." repeats the item above, "..." the whole row above)."""
+    previous: list[str] = []
+    for row in widget["properties"].get("metrics", []):
+        options = row[-1] if row and isinstance(row[-1], dict) else {}
+        values = row[:-1] if options else row
+        if not values:  # an expression row
+            yield [], options
+            continue
+        if values == ["..."]:
+            values = list(previous)
+        values = [previous[index] if value == "." else value for index, value in enumerate(values)]
+        previous = values
+        yield values, options
+
+
+def metric_dimensions(values: list[str]) -> dict[str, str]:
+    return dict(zip(values[2::2], values[3::2], strict=True))
+
+
+def openapi_json_schema(openapi: dict[str, Any], node: Any) -> Any:
+    """An OpenAPI 3.0 schema as plain JSON Schema: $refs inlined, ``nullable`` as a "null" type."""
+    node = dereference(openapi, node)
+    if isinstance(node, list):
+        return [openapi_json_schema(openapi, inner) for inner in node]
+    if not isinstance(node, dict):
+        return node
+    schema = {key: openapi_json_schema(openapi, inner) for key, inner in node.items() if key != "nullable"}
+    if node.get("nullable"):
+        schema["type"] = [schema["type"], "null"]
+    return schema
+
+
+def validator_for(openapi: dict[str, Any], schema_name: str) -> Draft202012Validator:
+    schema = openapi_json_schema(openapi, openapi["components"]["schemas"][schema_name])
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def walk(node: Any) -> Iterator[Any]:
+    yield node
+    if isinstance(node, dict):
+        for inner in node.values():
+            yield from walk(inner)
+    elif isinstance(node, list):
+        for inner in node:
+            yield from walk(inner)
+
+
+# ------------------------------------------------------------------------------------------ what the code renders
+class ListedRates:
+    """RateSource over a list of nightly rates."""
+
+    def __init__(self, rates: list[NightlyRate]) -> None:
+        self._rates = rates
+
+    def rates(self, city: str, first_night: str, last_night: str) -> list[NightlyRate]:
+        return [rate for rate in self._rates if rate.city == city and first_night <= rate.date <= last_night]
+
+
+class ListedAirports:
+    """DestinationSource over a list of airports (the search itself does the matching)."""
+
+    def __init__(self, airports: list[Airport]) -> None:
+        self._airports = airports
+
+    def candidates(self, prefix: str) -> list[Airport]:
+        return list(self._airports)
+
+    def airport(self, code: str) -> Airport | None:
+        return next((airport for airport in self._airports if airport.code == code), None)
+
+
+def flight_offer(flight_id: str, price: str) -> FlightOffer:
+    return FlightOffer(
+        flight_id=flight_id,
+        carrier="BA",
+        origin="JFK",
+        destination="LHR",
+        departure="2030-06-01T08:30:00Z",
+        arrival="2030-06-01T20:30:00Z",
+        duration_minutes=420,
+        cabin="economy",
+        price=Decimal(price),
+        currency="EUR",
+        seats_left=4,
+        provider="example-air",
+    )
+
+
+def nightly_rate(hotel_id: str, night: str, amount: str) -> NightlyRate:
+    return NightlyRate(
+        hotel_id=hotel_id,
+        name=f"Hotel {hotel_id}",
+        city="PAR",
+        stars=4,
+        rating=Decimal("8.7"),
+        date=night,
+        amount=Decimal(amount),
+        currency="EUR",
+        available=True,
+        max_guests=2,
+        provider="example-rooms",
+    )
+
+
+def airport(code: str, name: str, city: str, lat: float, lon: float) -> Airport:
+    return Airport(code=code, name=name, city=city, country="FR", lat=lat, lon=lon, time_zone="Europe/Paris")
+
+
+@cache
+def rendered_responses() -> dict[str, Any]:
+    """Schema name → a response body as the domains' search code renders it (through its cache port)."""
+    tokens = PageTokens(b"template-test-secret")
+    flights = FlightSearch(
+        InMemoryOffers([flight_offer("BA1", "129.90"), flight_offer("BA2", "99")]), DictCache(), tokens
+    )
+    rates = [
+        nightly_rate(hotel, night, amount)
+        for hotel, amount in (("h1", "120"), ("h2", "99.5"))
+        for night in ("2030-06-01", "2030-06-02")
+    ]
+    hotels = HotelSearch(ListedRates(rates), DictCache(), tokens)
+    airports = ListedAirports(
+        [
+            airport("CDG", "Charles de Gaulle International Airport", "Paris", 49.0128, 2.55),
+            airport("ORY", "Paris Orly Airport", "Paris", 48.7233, 2.3794),
+            airport("PPT", "Papeete Faa'a International Airport", "", -17.5537, -149.6072),
+        ]
+    )
+    destinations = DestinationSearch(airports, DictCache())
+    return {
+        "FlightSearchResponse": orjson.loads(flights.search(FlightQuery("JFK", "LHR", "2030-06-01", limit=1)).body),
+        "HotelSearchResponse": orjson.loads(hotels.search(HotelQuery("PAR", "2030-06-01", "2030-06-03", limit=1)).body),
+        "DestinationSearchResponse": orjson.loads(destinations.search(DestinationQuery(("pa",), limit=5)).body),
+        "Destination": orjson.loads(destinations.lookup("CDG").body),
+    }
+
+
+# ------------------------------------------------------------------------------------------ reading the code
+@cache
+def domain_modules(domain: str) -> dict[str, ast.Module]:
+    """File name → syntax tree of every module of domains/<domain>/."""
+    package = PROJECT_ROOT / "domains" / domain
+    return {path.name: ast.parse(path.read_text(encoding="utf-8")) for path in sorted(package.glob("*.py"))}
+
+
+def module_constant(tree: ast.Module, node: ast.expr) -> Any:
+    """The value of a literal, a module-level constant, or a name imported from another module."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    assert isinstance(node, ast.Name), f"not a literal or a name: {ast.dump(node)}"
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == node.id for target in statement.targets
+        ):
+            return module_constant(tree, statement.value)
+        if isinstance(statement, ast.ImportFrom) and any(alias.name == node.id for alias in statement.names):
+            return getattr(importlib.import_module(str(statement.module)), node.id)
+    raise AssertionError(f"{node.id} is not defined at module level")
+
+
+def emitted_metric_dimensions(domain: str) -> dict[str, str]:
+    """The dimensions of the EMF metrics domains/<domain>/handler.py emits, from its one
+    ``core.observability.FunctionTelemetry(service, domain, ...)``: Powertools adds ``service``, the telemetry
+    adds ``Domain``. Read from the source, so no handler (and no Powertools state) is imported."""
+    tree = domain_modules(domain)["handler.py"]
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "FunctionTelemetry"
+    ]
+    assert len(calls) == 1, f"domains/{domain}/handler.py should create its FunctionTelemetry once"
+    arguments = dict(zip(("service", "domain"), calls[0].args, strict=False))
+    arguments |= {keyword.arg: keyword.value for keyword in calls[0].keywords if keyword.arg in ("service", "domain")}
+    return {
+        "Domain": module_constant(tree, arguments["domain"]),
+        "service": module_constant(tree, arguments["service"]),
+    }
+
+
+def store_methods() -> set[str]:
+    """The public methods of core.store.DynamoTable (the only way domain code reaches DynamoDB)."""
+    tree = ast.parse((PROJECT_ROOT / "core" / "store.py").read_text(encoding="utf-8"))
+    (table,) = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "DynamoTable"]
+    return {
+        node.name
+        for node in table.body
+        if isinstance(node, ast.FunctionDef)
+        and not node.name.startswith("_")
+        and not any(isinstance(decorator, ast.Name) and decorator.id == "property" for decorator in node.decorator_list)
+    }
+
+
+def dynamodb_actions_called(domain: str) -> set[str]:
+    """The DynamoDB actions the code of a domain sends, from its calls of core.store.DynamoTable's reads."""
+    methods = store_methods()
+    called = {
+        node.func.attr
+        for tree in domain_modules(domain).values()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in methods
+    }
+    return {STORE_ACTIONS[method] for method in called}
+
+
+def settings_read(domain: str) -> tuple[str, bool]:
+    """(table variable, reads PAGE_TOKEN_SECRET) from the domain's one call of core.settings.settings_from_env."""
+    found = []
+    for tree in domain_modules(domain).values():
+        imported = any(
+            isinstance(node, ast.ImportFrom)
+            and node.module == "core.settings"
+            and any(alias.name == "settings_from_env" and alias.asname is None for alias in node.names)
+            for node in tree.body
+        )
+        for node in ast.walk(tree):
+            if imported and isinstance(node, ast.Call) and getattr(node.func, "id", None) == "settings_from_env":
+                keywords = {keyword.arg: module_constant(tree, keyword.value) for keyword in node.keywords}
+                found.append((module_constant(tree, node.args[0]), keywords.get("page_tokens", True)))
+    assert len(found) == 1, f"domains/{domain} should read its settings once through core.settings: {found}"
+    return found[0]
 
 
 # ------------------------------------------------------------------------------------------ lint
@@ -198,20 +527,50 @@ def test_every_function_has_its_own_role(resources: Resources) -> None:
         assert resources[role]["Type"] == "AWS::IAM::Role"
 
 
-def test_flights_search_environment_has_exactly_the_variables_the_code_reads(resources: Resources) -> None:
-    """Given the flights search function, then its environment has exactly the names core/settings.py and
+def test_every_function_and_table_belongs_to_a_search_domain(resources: Resources) -> None:
+    """Given the template's functions and tables, then each is one search domain's (SEARCH_DOMAINS), so every
+    check below that is parametrized by domain covers all of them; a new function must be described there."""
+    functions = set(of_type(resources, "AWS::Lambda::Function"))
+    tables = set(of_type(resources, "AWS::DynamoDB::Table"))
+
+    assert functions == {domain.function for domain in SEARCH_DOMAINS}
+    assert tables == {domain.table for domain in SEARCH_DOMAINS}
+
+
+@by_domain
+def test_search_function_handler_is_the_domain_lambda_handler(resources: Resources, domain: SearchDomain) -> None:
+    """Given a search function, then its Handler is domains/<domain>/handler.py's lambda_handler, which
+    exists (a wrong name fails every invocation with Runtime.ImportModuleError)."""
+    handler = resources[domain.function]["Properties"]["Handler"]
+    tree = domain_modules(domain.name)["handler.py"]
+
+    assert handler == f"domains.{domain.name}.handler.lambda_handler"
+    assert "lambda_handler" in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+@by_domain
+def test_search_environment_has_exactly_the_variables_the_code_reads(
+    resources: Resources, domain: SearchDomain
+) -> None:
+    """Given a search function, then its environment has exactly the names its code, core/settings.py and
     Powertools read: a missing one fails at cold start, an extra one (POWERTOOLS_SERVICE_NAME) would
-    override the service the code sets when the local stack merges all functions' variables."""
-    variables = resources["FlightsSearchFunction"]["Properties"]["Environment"]["Variables"]
+    override the service the code sets when the local stack merges all functions' variables, and the
+    page-token key goes only to functions that sign page tokens."""
+    variables = resources[domain.function]["Properties"]["Environment"]["Variables"]
+    expected = SHARED_ENVIRONMENT | {domain.table_variable} | ({"PAGE_TOKEN_SECRET"} if domain.paged else set())
 
-    assert set(variables) == FLIGHTS_SEARCH_ENVIRONMENT
+    assert set(variables) == expected
+    # The code reads the same table variable, and PAGE_TOKEN_SECRET exactly when the template hands it over.
+    assert settings_read(domain.name) == (domain.table_variable, domain.paged)
 
 
-def test_flights_search_environment_points_at_the_stack_resources(resources: Resources) -> None:
-    """Given the flights search environment, then each variable is wired to the resource it names."""
-    variables = resources["FlightsSearchFunction"]["Properties"]["Environment"]["Variables"]
+@by_domain
+def test_search_environment_points_at_the_stack_resources(resources: Resources, domain: SearchDomain) -> None:
+    """Given a search function's environment, then each variable is wired to the resource it names: its own
+    table, the shared cache (as the IAM user, over TLS) and the page-token secret."""
+    variables = resources[domain.function]["Properties"]["Environment"]["Variables"]
 
-    assert variables["FLIGHTS_TABLE"] == {"Ref": "FlightsTable"}
+    assert variables[domain.table_variable] == {"Ref": domain.table}
     assert variables["CACHE_HOST"] == {"Fn::GetAtt": ["SearchCache", "Endpoint.Address"]}
     assert variables["CACHE_PORT"] == {"Fn::GetAtt": ["SearchCache", "Endpoint.Port"]}
     assert variables["CACHE_TLS"] == "true"
@@ -221,7 +580,8 @@ def test_flights_search_environment_points_at_the_stack_resources(resources: Res
     assert variables["CACHE_TTL_SECONDS"] == {"Ref": "SearchCacheTtlSeconds"}
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "TravelSearch"
     assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
-    assert sub_text(variables["PAGE_TOKEN_SECRET"]) == "{{resolve:secretsmanager:${PageTokenSecret}:SecretString}}"
+    if domain.paged:
+        assert sub_text(variables["PAGE_TOKEN_SECRET"]) == "{{resolve:secretsmanager:${PageTokenSecret}:SecretString}}"
 
 
 def test_page_token_secret_is_generated_long_and_without_punctuation(resources: Resources) -> None:
@@ -235,31 +595,43 @@ def test_page_token_secret_is_generated_long_and_without_punctuation(resources: 
     assert "SecretString" not in secret["Properties"]
 
 
-def test_flights_search_runs_in_the_private_subnets_with_the_core_layer(resources: Resources) -> None:
-    """Given the flights search function, then it runs in both private subnets behind the functions'
-    security group, with the shared core layer built for the same runtime and architecture."""
-    properties = resources["FlightsSearchFunction"]["Properties"]
+@by_domain
+def test_search_function_runs_in_the_private_subnets_with_the_core_layer(
+    resources: Resources, template: dict[str, Any], domain: SearchDomain
+) -> None:
+    """Given a search function, then it runs in both private subnets behind the functions' security group,
+    with the shared core layer built for the same runtime and architecture, its own code key and memory
+    parameter, and a timeout below API Gateway's 29 s integration limit."""
+    properties = resources[domain.function]["Properties"]
     layer = resources["CoreLayer"]["Properties"]
 
-    assert properties["Handler"] == "domains.flights.handler.lambda_handler"
     assert properties["VpcConfig"]["SubnetIds"] == [{"Ref": "PrivateSubnetA"}, {"Ref": "PrivateSubnetB"}]
     assert referenced_ids(properties["VpcConfig"]["SecurityGroupIds"]) == {"LambdaSecurityGroup"}
     assert properties["Layers"] == [{"Ref": "CoreLayer"}]
     assert layer["CompatibleRuntimes"] == ["python3.13"]
     assert layer["CompatibleArchitectures"] == ["arm64"]
+    assert properties["Code"] == {
+        "S3Bucket": {"Ref": "ArtifactBucket"},
+        "S3Key": {"Ref": f"{domain.prefix}SearchCodeKey"},
+    }
+    assert properties["MemorySize"] == {"Ref": f"{domain.prefix}SearchMemorySize"}
+    assert template["Parameters"][f"{domain.prefix}SearchMemorySize"]["Default"] >= 128
+    assert properties["Timeout"] < 29
 
 
-def test_reserved_concurrency_minus_one_means_unreserved(template: dict[str, Any], resources: Resources) -> None:
-    """Given the reserved-concurrency parameter at its default -1, then the property is left out (unreserved),
-    because Lambda rejects -1 as a value."""
-    reserved = resources["FlightsSearchFunction"]["Properties"]["ReservedConcurrentExecutions"]
+@by_domain
+def test_reserved_concurrency_minus_one_means_unreserved(
+    template: dict[str, Any], resources: Resources, domain: SearchDomain
+) -> None:
+    """Given a function's reserved-concurrency parameter at its default -1, then the property is left out
+    (unreserved), because Lambda rejects -1 as a value."""
+    parameter = f"{domain.prefix}SearchReservedConcurrency"
+    reserved = resources[domain.function]["Properties"]["ReservedConcurrentExecutions"]
     condition, when_set, when_unset = reserved["Fn::If"]
 
-    assert template["Parameters"]["FlightsSearchReservedConcurrency"]["Default"] == -1
-    assert template["Conditions"][condition] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "FlightsSearchReservedConcurrency"}, "-1"]}]
-    }
-    assert when_set == {"Ref": "FlightsSearchReservedConcurrency"}
+    assert template["Parameters"][parameter]["Default"] == -1
+    assert template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, "-1"]}]}
+    assert when_set == {"Ref": parameter}
     assert when_unset == {"Ref": "AWS::NoValue"}
 
 
@@ -309,6 +681,20 @@ def test_every_proxy_integration_invokes_a_function_allowed_for_that_route(
         ]
         assert allowing, f"no Lambda permission lets {rest_api_id} invoke {function_id} for {method.upper()} {path}"
     assert proxied, "no route is served by a function"
+
+
+def test_search_routes_are_exactly_the_domains_routes_each_on_its_own_function(openapi: dict[str, Any]) -> None:
+    """Given the function-backed routes, then they are exactly the search domains' routes, and each invokes
+    its own domain's function (the destinations handler tells its two routes apart by resource)."""
+    served = {}
+    for path, method, operation in operations(openapi):
+        integration = operation["x-amazon-apigateway-integration"]
+        if integration["type"] == "aws_proxy":
+            match = re.search(r"/functions/\$\{(\w+)\.Arn\}/invocations$", sub_text(integration["uri"]))
+            assert match, f"{method.upper()} {path}"
+            served[(path, method)] = match.group(1)
+
+    assert served == {(path, method): domain.function for domain, path, method, _ in SEARCH_ROUTES}
 
 
 def test_permission_source_arns_are_scoped_to_this_api(resources: Resources, rest_api_id: str) -> None:
@@ -392,27 +778,89 @@ def test_flights_search_declares_its_query_parameters(openapi: dict[str, Any]) -
     assert parameters["page_token"]["schema"]["type"] == "string"
 
 
-def test_request_validation_only_checks_required_parameters(openapi: dict[str, Any]) -> None:
-    """Given the request validator, then it checks parameters only: the function does the strict checks,
-    so every validation error has the one error shape with a reason."""
+def test_hotels_search_declares_its_query_parameters(openapi: dict[str, Any]) -> None:
+    """Given GET /v1/hotels/search, then city, check_in and check_out are required and the optional parameters
+    are the ones domains/hotels/query.py accepts, with the same bounds."""
+    operation = openapi["paths"]["/v1/hotels/search"]["get"]
+    parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+
+    assert all(parameter["in"] == "query" for parameter in parameters.values())
+    assert {name for name, parameter in parameters.items() if parameter.get("required")} == {
+        "city",
+        "check_in",
+        "check_out",
+    }
+    assert set(parameters) == HOTEL_PARAMETERS
+    assert parameters["check_in"]["schema"] == parameters["check_out"]["schema"] == {"type": "string", "format": "date"}
+    for name, low, high in (("guests", 1, 9), ("min_stars", 1, 5), ("limit", 1, 50)):
+        schema = parameters[name]["schema"]
+        assert (schema["type"], schema["minimum"], schema["maximum"]) == ("integer", low, high), name
+    assert parameters["sort"]["schema"]["enum"] == list(HOTEL_SORTS) == ["price", "rating"]
+    assert parameters["max_price"]["schema"]["type"] == "string"
+    assert parameters["page_token"]["schema"]["type"] == "string"
+
+
+def test_destinations_search_declares_its_query_parameters(openapi: dict[str, Any]) -> None:
+    """Given GET /v1/destinations/search, then q (2-50 characters) is required and limit (1-20) optional,
+    as domains/destinations/query.py accepts them."""
+    operation = openapi["paths"]["/v1/destinations/search"]["get"]
+    parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+
+    assert all(parameter["in"] == "query" for parameter in parameters.values())
+    assert set(parameters) == SEARCH_PARAMETERS == {"q", "limit"}
+    assert parameters["q"]["required"] is True
+    assert not parameters["limit"].get("required")
+    q = parameters["q"]["schema"]
+    assert (q["type"], q["minLength"], q["maxLength"]) == ("string", MIN_LENGTH, MAX_LENGTH) == ("string", 2, 50)
+    limit = parameters["limit"]["schema"]
+    assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, MAX_LIMIT) == ("integer", 1, 20)
+
+
+def test_destination_lookup_takes_the_code_from_the_path_only(openapi: dict[str, Any]) -> None:
+    """Given GET /v1/destinations/{code}, then its one parameter is the required path parameter code (a path
+    parameter must be required), and no query parameter (the handler rejects any)."""
+    operation = openapi["paths"]["/v1/destinations/{code}"]["get"]
+    path_item_parameters = openapi["paths"]["/v1/destinations/{code}"].get("parameters", [])
+
+    assert frozenset() == LOOKUP_PARAMETERS
+    assert path_item_parameters == []
+    (parameter,) = operation["parameters"]
+    assert (parameter["name"], parameter["in"], parameter["required"]) == ("code", "path", True)
+    assert parameter["schema"]["type"] == "string"
+    assert re.fullmatch(parameter["schema"]["pattern"], "CDG") and re.fullmatch(parameter["schema"]["pattern"], "cdg")
+
+
+@by_route
+def test_request_validation_only_checks_required_parameters(
+    openapi: dict[str, Any], domain: SearchDomain, path: str, method: str, schema_name: str
+) -> None:
+    """Given a search route, then its request validator checks parameters only: the function does the strict
+    checks, so every validation error has the one error shape with a reason."""
     validators = openapi["x-amazon-apigateway-request-validators"]
-    operation = openapi["paths"]["/v1/flights/search"]["get"]
+    operation = openapi["paths"][path][method]
 
     validator = validators[operation["x-amazon-apigateway-request-validator"]]
     assert validator == {"validateRequestParameters": True, "validateRequestBody": False}
 
 
-def test_flights_search_documents_its_responses(openapi: dict[str, Any]) -> None:
-    """Given GET /v1/flights/search, then 200 returns FlightSearchResponse with an X-Cache header and
-    every documented error status returns the Error shape."""
-    responses = openapi["paths"]["/v1/flights/search"]["get"]["responses"]
+@by_route
+def test_search_route_documents_its_responses(
+    openapi: dict[str, Any], domain: SearchDomain, path: str, method: str, schema_name: str
+) -> None:
+    """Given a search route, then 200 returns its domain's schema with X-Cache and X-Request-Id headers, and
+    every error status it can answer (404 for a lookup) returns the Error shape."""
+    responses = openapi["paths"][path][method]["responses"]
     schemas = openapi["components"]["schemas"]
+    lookup = "{" in path
 
     ok = dereference(openapi, responses["200"])
-    assert dereference(openapi, ok["content"]["application/json"]["schema"]) is schemas["FlightSearchResponse"]
+    assert dereference(openapi, ok["content"]["application/json"]["schema"]) is schemas[schema_name]
+    assert set(ok["headers"]) == {"X-Cache", "X-Request-Id"}
     x_cache = dereference(openapi, ok["headers"]["X-Cache"])
     assert x_cache["schema"]["enum"] == ["HIT", "MISS", "BYPASS", "STALE"]
-    for status in ("400", "403", "429", "503"):
+    expected = {"200", *ERROR_STATUSES} | ({"404"} if lookup else set())
+    assert set(responses) == expected
+    for status in expected - {"200"}:
         response = dereference(openapi, responses[status])
         assert dereference(openapi, response["content"]["application/json"]["schema"]) is schemas["Error"], status
 
@@ -454,6 +902,30 @@ def test_error_and_offer_schemas_match_what_the_code_renders(openapi: dict[str, 
     assert dereference(openapi, response["properties"]["results"]["items"]) is offer
     assert response["properties"]["count"]["type"] == "integer"
     assert response["properties"]["next_page_token"] == {"type": "string", "nullable": True}
+
+
+@by_route
+def test_route_schema_is_exactly_what_the_code_renders(
+    openapi: dict[str, Any], domain: SearchDomain, path: str, method: str, schema_name: str
+) -> None:
+    """Given a search route's 200 schema, when the domain's own search code renders a response (a full page
+    with a next page where the route pages), then the response validates against the schema, and every object
+    in the schema is closed with every property required, so the schema names exactly the rendered fields."""
+    body = rendered_responses()[schema_name]
+    validator = validator_for(openapi, schema_name)
+
+    validator.validate(body)
+    if "results" in body:
+        assert body["results"], "the sample search should find something"
+    if domain.paged:
+        assert body["next_page_token"], "the sample search should have a next page"
+    objects = [node for node in walk(validator.schema) if isinstance(node, dict) and "properties" in node]
+    assert objects
+    for node in objects:
+        assert node.get("additionalProperties") is False, node
+        assert set(node["required"]) == set(node["properties"]), node
+    with pytest.raises(ValidationError):
+        validator.validate({**body, "unexpected": 1})
 
 
 def test_every_openapi_ref_resolves(openapi: dict[str, Any]) -> None:
@@ -634,22 +1106,33 @@ def test_every_wildcard_resource_statement_is_explained(resources: Resources) ->
     assert wildcard_statements, "expected the X-Ray and VPC ENI statements"
 
 
-def test_flights_search_role_grants_exact_actions_on_exact_resources(resources: Resources) -> None:
-    """Given the flights search role, then it may Query the flights table (nothing else in DynamoDB), write
-    its own log group, connect to the search cache as its IAM user, and send traces and ENI calls."""
-    role = resources["FlightsSearchRole"]
+@by_domain
+def test_search_role_grants_exact_actions_on_exact_resources(resources: Resources, domain: SearchDomain) -> None:
+    """Given a search function's role, then it may read its own table with exactly the DynamoDB actions its
+    code calls (nothing on another domain's table), write its own log group, connect to the search cache as
+    its IAM user, and send traces and ENI calls."""
+    role = resources[domain.role]
     trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     grants = {
         statement["Sid"]: (sorted(as_list(statement["Action"])), as_list(statement["Resource"]))
         for statement in inline_statements(role)
     }
+    dynamodb = [
+        statement
+        for statement in inline_statements(role)
+        if any(action.startswith("dynamodb:") for action in as_list(statement["Action"]))
+    ]
 
+    assert referenced_ids(resources[domain.function]["Properties"]["Role"]) == {domain.role}
     assert trust == [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]
     assert "ManagedPolicyArns" not in role["Properties"]
-    assert grants["QueryFlightsTable"] == (["dynamodb:Query"], [{"Fn::GetAtt": ["FlightsTable", "Arn"]}])
+    assert all(statement["Effect"] == "Allow" for statement in inline_statements(role))
+    assert {action for statement in dynamodb for action in as_list(statement["Action"])} == domain.dynamodb_actions
+    for statement in dynamodb:
+        assert as_list(statement["Resource"]) == [{"Fn::GetAtt": [domain.table, "Arn"]}], statement["Sid"]
     assert grants["WriteOwnLogs"] == (
         ["logs:CreateLogStream", "logs:PutLogEvents"],
-        [{"Fn::GetAtt": ["FlightsSearchLogGroup", "Arn"]}],
+        [{"Fn::GetAtt": [domain.log_group, "Arn"]}],
     )
     assert grants["ConnectToSearchCache"] == (
         ["elasticache:Connect"],
@@ -664,14 +1147,32 @@ def test_flights_search_role_grants_exact_actions_on_exact_resources(resources: 
         "ec2:AssignPrivateIpAddresses",
         "ec2:UnassignPrivateIpAddresses",
     }
-    assert set(grants) == {"QueryFlightsTable", "WriteOwnLogs", "ConnectToSearchCache", "XRay", "VpcEni"}
+    assert set(grants) == {statement["Sid"] for statement in dynamodb} | {
+        "WriteOwnLogs",
+        "ConnectToSearchCache",
+        "XRay",
+        "VpcEni",
+    }
+
+
+@by_domain
+def test_search_dynamodb_actions_are_the_ones_the_code_calls(domain: SearchDomain) -> None:
+    """Given a domain's code, then the DynamoDB actions it sends through core.store (Query for query_prefix
+    and query_range, GetItem for get_item) are exactly the ones its role is checked for above: a missing
+    grant is an AccessDenied 500 on the first uncached search, an extra one is a right nobody uses."""
+    assert set(STORE_ACTIONS) == store_methods(), "map every public read of core.store.DynamoTable to its action"
+    assert dynamodb_actions_called(domain.name) == domain.dynamodb_actions
 
 
 # ------------------------------------------------------------------------------------------ data
-def test_flights_table_is_keyed_on_pk_sk_with_ttl_pitr_and_encryption(resources: Resources) -> None:
-    """Given the flights table, then it is keyed pk (HASH) / sk (RANGE) as strings, expires items on
-    expires_at, and has point-in-time recovery and encryption at rest."""
-    table = resources["FlightsTable"]["Properties"]
+@by_domain
+def test_search_table_is_keyed_on_pk_sk_with_ttl_pitr_and_encryption(
+    resources: Resources, domain: SearchDomain
+) -> None:
+    """Given a domain's table, then it is keyed pk (HASH) / sk (RANGE) as strings (what core.store queries),
+    expires items on expires_at, has point-in-time recovery, encryption at rest and deletion protection, and
+    is kept when the stack goes."""
+    table = resources[domain.table]["Properties"]
 
     assert table["KeySchema"] == [
         {"AttributeName": "pk", "KeyType": "HASH"},
@@ -684,33 +1185,54 @@ def test_flights_table_is_keyed_on_pk_sk_with_ttl_pitr_and_encryption(resources:
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"] == {"SSEEnabled": True}
-    assert resources["FlightsTable"]["DeletionPolicy"] == "Retain"
+    assert table["DeletionProtectionEnabled"] == {"Ref": "TableDeletionProtection"}
+    assert resources[domain.table]["DeletionPolicy"] == resources[domain.table]["UpdateReplacePolicy"] == "Retain"
 
 
-def test_provisioned_billing_scales_reads_and_writes(template: dict[str, Any], resources: Resources) -> None:
-    """Given billing mode PROVISIONED, then the table gets capacity and target-tracking auto scaling on
+@by_domain
+def test_provisioned_billing_scales_reads_and_writes(
+    template: dict[str, Any], resources: Resources, domain: SearchDomain
+) -> None:
+    """Given billing mode PROVISIONED, then each table gets capacity and target-tracking auto scaling on
     reads and writes; on-demand (the default) gets neither."""
-    table = resources["FlightsTable"]["Properties"]
+    table = resources[domain.table]["Properties"]
     targets = {
         resource["Properties"]["ScalableDimension"]: name
         for name, resource in of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget").items()
+        if sub_text(resource["Properties"]["ResourceId"]) == f"table/${{{domain.table}}}"
     }
     policies = of_type(resources, "AWS::ApplicationAutoScaling::ScalingPolicy")
 
     assert template["Parameters"]["TableBillingMode"]["Default"] == "PAY_PER_REQUEST"
     assert table["BillingMode"] == {"Ref": "TableBillingMode"}
-    condition = table["ProvisionedThroughput"]["Fn::If"][0]
+    condition, provisioned, on_demand = table["ProvisionedThroughput"]["Fn::If"]
     assert template["Conditions"][condition] == {"Fn::Equals": [{"Ref": "TableBillingMode"}, "PROVISIONED"]}
+    assert provisioned == {
+        "ReadCapacityUnits": {"Ref": "TableReadCapacityMin"},
+        "WriteCapacityUnits": {"Ref": "TableWriteCapacityMin"},
+    }
+    assert on_demand == {"Ref": "AWS::NoValue"}
     assert set(targets) == {"dynamodb:table:ReadCapacityUnits", "dynamodb:table:WriteCapacityUnits"}
     for dimension, target in targets.items():
         assert resources[target]["Condition"] == condition
-        assert sub_text(resources[target]["Properties"]["ResourceId"]) == "table/${FlightsTable}"
         (policy,) = [p for p in policies.values() if p["Properties"]["ScalingTargetId"] == {"Ref": target}]
         assert policy["Condition"] == condition
         assert policy["Properties"]["PolicyType"] == "TargetTrackingScaling"
         metric = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
         expected = "Read" if "Read" in dimension else "Write"
         assert metric["PredefinedMetricType"] == f"DynamoDB{expected}CapacityUtilization"
+
+
+def test_every_scaling_target_and_policy_belongs_to_a_table(resources: Resources) -> None:
+    """Given the auto-scaling resources, then there is one read and one write target per table and one policy
+    per target, so no table is left unscaled and no target points at a table that is gone."""
+    targets = of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget")
+    policies = of_type(resources, "AWS::ApplicationAutoScaling::ScalingPolicy")
+
+    assert len(targets) == 2 * len(SEARCH_DOMAINS)
+    assert sorted(referenced_ids(p["Properties"]["ScalingTargetId"]).pop() for p in policies.values()) == sorted(
+        targets
+    )
 
 
 # ------------------------------------------------------------------------------------------ cache
@@ -750,15 +1272,26 @@ def test_no_nat_internet_gateway_or_interface_endpoint(resources: Resources) -> 
 
 
 def test_dynamodb_endpoint_only_reaches_the_project_tables(resources: Resources) -> None:
-    """Given the DynamoDB gateway endpoint, then its policy names this stack's tables only."""
+    """Given the DynamoDB gateway endpoint, then its policy names this stack's tables, all of them and only
+    them, with at least the actions the functions send."""
     endpoint = resources["DynamoDbEndpoint"]["Properties"]
     tables = set(of_type(resources, "AWS::DynamoDB::Table"))
 
     assert sub_text(endpoint["ServiceName"]) == "com.amazonaws.${AWS::Region}.dynamodb"
+    reachable = []
     for statement in endpoint["PolicyDocument"]["Statement"]:
         assert statement["Effect"] == "Allow"
         assert "*" not in as_list(statement["Resource"])
         assert referenced_ids(statement["Resource"]) <= tables
+        reachable += as_list(statement["Resource"])
+    # A table left out is unreachable from the subnets: every search of that domain would be denied.
+    for table in tables:
+        assert {"Fn::GetAtt": [table, "Arn"]} in reachable, table
+    allowed = {
+        action for statement in endpoint["PolicyDocument"]["Statement"] for action in as_list(statement["Action"])
+    }
+    for domain in SEARCH_DOMAINS:
+        assert domain.dynamodb_actions <= allowed, domain.name
 
 
 def test_cache_accepts_only_the_functions_on_the_valkey_ports(resources: Resources) -> None:
@@ -820,6 +1353,7 @@ def test_alarm_dimensions_match_the_real_resources(resources: Resources) -> None
     """Given every alarm, then its dimensions are exactly those the service publishes for our resources:
     an alarm on a dimension value that never exists can never fire."""
     rest_api_name = resources["TravelApi"]["Properties"]["Name"]
+    emitted = [emitted_metric_dimensions(domain.name) for domain in SEARCH_DOMAINS]
     watched = list(alarms_with_metrics(resources))
 
     assert watched
@@ -830,40 +1364,69 @@ def test_alarm_dimensions_match_the_real_resources(resources: Resources) -> None
             assert set(dimensions) == {"FunctionName"}, name
             assert resources[dimensions["FunctionName"]["Ref"]]["Type"] == "AWS::Lambda::Function", name
         elif namespace == "AWS/DynamoDB":
+            assert set(dimensions) == {"TableName"}, name
             assert resources[dimensions["TableName"]["Ref"]]["Type"] == "AWS::DynamoDB::Table", name
         elif namespace == "TravelSearch":
-            # Powertools EMF: the "service" dimension plus the "Domain" the code adds.
-            assert set(dimensions) == {"Domain", "service"}, name
+            # EMF metrics: exactly the dimension set and values one of the handlers emits.
+            assert dimensions in emitted, f"{name}: {dimensions} is emitted by no handler ({emitted})"
             assert metric in {"CacheHit", "CacheMiss", "CacheError", "SearchLatency"}, name
         else:
             pytest.fail(f"{name}: no dimension check for namespace {namespace}")
 
 
-def test_required_alarms_exist(resources: Resources) -> None:
-    """Given the alarms, then API 5xx and p99 latency, flights errors and throttles, and the flights cache
-    hit ratio are watched."""
+def test_handlers_emit_their_own_domain_under_the_function_service_name() -> None:
+    """Given the handlers, then each emits its metrics with Domain = its domain and service = <domain>-search,
+    so alarms and widgets on one domain never mix in another's."""
+    for domain in SEARCH_DOMAINS:
+        assert emitted_metric_dimensions(domain.name) == {"Domain": domain.name, "service": f"{domain.name}-search"}
+
+
+@by_domain
+def test_every_search_function_has_error_and_throttle_alarms(resources: Resources, domain: SearchDomain) -> None:
+    """Given a search function, then an alarm watches its Errors and another its Throttles."""
+    watched = {
+        metric
+        for _, namespace, metric, dimensions in alarms_with_metrics(resources)
+        if namespace == "AWS/Lambda" and dimensions == {"FunctionName": {"Ref": domain.function}}
+    }
+
+    assert watched >= {"Errors", "Throttles"}
+
+
+def test_api_alarms_exist(resources: Resources) -> None:
+    """Given the alarms, then API 5xx rate and p99 latency are watched."""
     watched = {(namespace, metric) for _, namespace, metric, _ in alarms_with_metrics(resources)}
 
-    assert {
-        ("AWS/ApiGateway", "5XXError"),
-        ("AWS/ApiGateway", "Latency"),
-        ("AWS/Lambda", "Errors"),
-        ("AWS/Lambda", "Throttles"),
-        ("TravelSearch", "CacheHit"),
-        ("TravelSearch", "CacheMiss"),
-    } <= watched
+    assert {("AWS/ApiGateway", "5XXError"), ("AWS/ApiGateway", "Latency")} <= watched
 
 
-def test_cache_hit_ratio_alarm_computes_a_percentage_and_tolerates_silence(resources: Resources) -> None:
-    """Given the cache hit ratio alarm, then it alarms under 50% of hit/(hit+miss) and treats no traffic
-    as fine (no searches at night is not an incident)."""
-    alarm = resources["FlightsCacheHitRatioAlarm"]["Properties"]
+@by_domain
+def test_cache_hit_ratio_alarm_computes_a_percentage_and_tolerates_silence(
+    resources: Resources, domain: SearchDomain
+) -> None:
+    """Given a domain, then one alarm computes its cache hit ratio 100*hit/(hit+miss) from the CacheHit and
+    CacheMiss its handler emits, alarms under 50%, and treats no traffic as fine (no searches at night is
+    not an incident)."""
+    emitted = emitted_metric_dimensions(domain.name)
+    alarms = [
+        alarm["Properties"]
+        for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if any(
+            {d["Name"]: d["Value"] for d in query.get("MetricStat", {}).get("Metric", {}).get("Dimensions", [])}
+            == emitted
+            for query in alarm["Properties"].get("Metrics", [])
+        )
+    ]
+
+    (alarm,) = alarms
     queries = {query["Id"]: query for query in alarm["Metrics"]}
-
     (returned,) = [query for query in alarm["Metrics"] if query.get("ReturnData", True)]
     assert returned["Expression"].replace(" ", "") == "100*hit/(hit+miss)"
-    assert queries["hit"]["MetricStat"]["Metric"]["MetricName"] == "CacheHit"
-    assert queries["miss"]["MetricStat"]["Metric"]["MetricName"] == "CacheMiss"
+    for query_id, metric_name in (("hit", "CacheHit"), ("miss", "CacheMiss")):
+        metric = queries[query_id]["MetricStat"]["Metric"]
+        assert (metric["Namespace"], metric["MetricName"]) == ("TravelSearch", metric_name)
+        assert {d["Name"]: d["Value"] for d in metric["Dimensions"]} == emitted
+        assert queries[query_id]["MetricStat"]["Stat"] == "Sum"
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 50)
     assert alarm["TreatMissingData"] == "notBreaching"
 
@@ -898,25 +1461,60 @@ def test_xray_samples_the_api_stage_at_a_small_fixed_rate(resources: Resources) 
     assert of_type(resources, "AWS::XRay::Group")
 
 
-def test_dashboard_is_valid_json_covering_api_cache_lambda_and_dynamodb(resources: Resources) -> None:
-    """Given the dashboard body, when CloudFormation substitutes it, then it is valid JSON whose widgets
-    show API latency and errors, cache hit ratio, Lambda duration and concurrency, and table capacity,
-    and every ${...} it uses names a resource, a parameter or a pseudo parameter."""
-    body = sub_text(resources["Dashboard"]["Properties"]["DashboardBody"])
-    dashboard = render_dashboard(body)
-    metrics = json.dumps([widget["properties"].get("metrics", []) for widget in dashboard["widgets"]])
+def test_dashboard_is_valid_json_covering_the_api(resources: Resources) -> None:
+    """Given the dashboard body, when CloudFormation substitutes it, then it is valid JSON whose widgets show
+    API latency and errors, and every alarm of the stack is on its alarm widget."""
+    dashboard = render_dashboard(sub_text(resources["Dashboard"]["Properties"]["DashboardBody"]))
+    rows = [values for widget in dashboard["widgets"] for values, _ in metric_rows(widget)]
+    on_alarm_widgets = {
+        alarm
+        for widget in dashboard["widgets"]
+        if widget["type"] == "alarm"
+        for alarm in widget["properties"]["alarms"]
+    }
 
-    for needle in (
-        "Latency",
-        "5XXError",
-        "CacheHit",
-        "100*hit/(hit+miss)",
-        "Duration",
-        "ConcurrentExecutions",
-        "ConsumedReadCapacityUnits",
-        "ConsumedWriteCapacityUnits",
-    ):
-        assert needle in metrics, needle
+    assert {(values[0], values[1]) for values in rows if values} >= {
+        ("AWS/ApiGateway", "Latency"),
+        ("AWS/ApiGateway", "5XXError"),
+    }
+    assert on_alarm_widgets == {f"{alarm}.Arn" for alarm in of_type(resources, "AWS::CloudWatch::Alarm")}
+
+
+@by_domain
+def test_dashboard_shows_every_domain_function_table_and_cache(resources: Resources, domain: SearchDomain) -> None:
+    """Given a domain, then the dashboard shows its function's duration, concurrency, errors and throttles,
+    its table's consumed capacity, and its cache hit ratio from the CacheHit/CacheMiss its handler emits."""
+    dashboard = render_dashboard(sub_text(resources["Dashboard"]["Properties"]["DashboardBody"]))
+    rows = [values for widget in dashboard["widgets"] for values, _ in metric_rows(widget) if values]
+    shown = {(values[0], values[1], json.dumps(metric_dimensions(values), sort_keys=True)) for values in rows}
+
+    def on(namespace: str, metric: str, dimensions: dict[str, str]) -> bool:
+        return (namespace, metric, json.dumps(dimensions, sort_keys=True)) in shown
+
+    for metric in ("Duration", "ConcurrentExecutions", "Errors", "Throttles"):
+        assert on("AWS/Lambda", metric, {"FunctionName": domain.function}), metric
+    for metric in ("ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits"):
+        assert on("AWS/DynamoDB", metric, {"TableName": domain.table}), metric
+    for metric in ("CacheHit", "CacheMiss", "CacheError"):
+        assert on("TravelSearch", metric, emitted_metric_dimensions(domain.name)), metric
+
+
+def test_dashboard_expressions_use_metrics_of_their_own_widget(resources: Resources) -> None:
+    """Given every metric-math expression on the dashboard, then the ids it uses are metrics of the same widget,
+    and ids are unique per widget (CloudWatch shows an error in place of the graph otherwise)."""
+    dashboard = render_dashboard(sub_text(resources["Dashboard"]["Properties"]["DashboardBody"]))
+    expressions = 0
+
+    for widget in dashboard["widgets"]:
+        rows = list(metric_rows(widget))
+        ids = [options["id"] for _, options in rows if "id" in options]
+        assert len(ids) == len(set(ids)), widget["properties"]["title"]
+        for _, options in rows:
+            if "expression" in options:
+                expressions += 1
+                used = set(re.findall(r"\b[a-z]\w*\b", options["expression"]))
+                assert used <= set(ids), options["expression"]
+    assert expressions >= len(SEARCH_DOMAINS)
 
 
 def test_every_substitution_names_something_that_exists(template: dict[str, Any]) -> None:
@@ -931,15 +1529,26 @@ def test_every_substitution_names_something_that_exists(template: dict[str, Any]
 
 # ------------------------------------------------------------------------------------------ parameters and outputs
 def test_deploy_needs_only_the_artifact_locations(template: dict[str, Any]) -> None:
-    """Given the parameters, then every one has a default except the artifact bucket and keys, so
-    `aws cloudformation deploy` works with those alone."""
+    """Given the parameters, then every one has a default except the artifact bucket and keys (the layer and
+    one code zip per function), so `aws cloudformation deploy` works with those alone."""
     without_default = {name for name, parameter in template["Parameters"].items() if "Default" not in parameter}
 
-    assert without_default == {"ArtifactBucket", "CoreLayerKey", "FlightsSearchCodeKey"}
+    assert without_default == {"ArtifactBucket", "CoreLayerKey"} | {
+        f"{domain.prefix}SearchCodeKey" for domain in SEARCH_DOMAINS
+    }
+
+
+def test_every_parameter_is_in_exactly_one_console_group(template: dict[str, Any]) -> None:
+    """Given the console's parameter groups, then each parameter is listed once (a parameter left out is shown
+    ungrouped at the bottom, a missing name breaks the console form)."""
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = [name for group in groups for name in group["Parameters"]]
+
+    assert sorted(grouped) == sorted(template["Parameters"])
 
 
 def test_outputs_give_operators_what_they_need(template: dict[str, Any]) -> None:
-    """Given the outputs, then the API URL (with the stage), the key ids, the dashboard, the table and the
+    """Given the outputs, then the API URL (with the stage), the key ids, the dashboard, every table and the
     cache endpoint are published."""
     outputs = template["Outputs"]
 
@@ -948,9 +1557,10 @@ def test_outputs_give_operators_what_they_need(template: dict[str, Any]) -> None
         "BasicApiKeyId",
         "PartnerApiKeyId",
         "DashboardUrl",
-        "FlightsTableName",
         "CacheEndpoint",
     }
+    for domain in SEARCH_DOMAINS:
+        assert outputs[f"{domain.table}Name"]["Value"] == {"Ref": domain.table}
     assert sub_text(outputs["ApiUrl"]["Value"]) == (
         "https://${TravelApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName}"
     )
