@@ -27,6 +27,12 @@ class InvalidRequest(DomainError):
     code = "invalid_request"
 
 
+class Forbidden(DomainError):
+    """The caller's API key may not use this endpoint."""
+
+    code = "forbidden"
+
+
 class NotFound(DomainError):
     code = "not_found"
 

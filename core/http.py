@@ -16,6 +16,7 @@ import orjson
 
 from core.errors import (
     DomainError,
+    Forbidden,
     InvalidParameter,
     InvalidRequest,
     NotFound,
@@ -28,6 +29,7 @@ LambdaResponse = dict[str, Any]
 STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (InvalidParameter, 400),
     (InvalidRequest, 400),
+    (Forbidden, 403),
     (NotFound, 404),
     (PayloadTooLarge, 413),
     (ServiceUnavailable, 503),
@@ -43,6 +45,8 @@ class ApiRequest:
     headers: Mapping[str, str]  # names lower-cased
     body: str | None
     request_id: str
+    api_key_id: str = ""  # the id (not the value) of the API key API Gateway checked
+    body_is_base64: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +69,15 @@ def parse_event(event: Mapping[str, Any]) -> ApiRequest:
         if values is not None and len(values) > 1:
             raise InvalidParameter(name, "must be given once")
     headers = event.get("headers") or {}
+    identity = (event.get("requestContext") or {}).get("identity") or {}
     return ApiRequest(
         query=event.get("queryStringParameters") or {},
         path=event.get("pathParameters") or {},
         headers={name.lower(): value for name, value in headers.items()},
         body=event.get("body"),
         request_id=request_id_of(event),
+        api_key_id=str(identity.get("apiKeyId") or ""),
+        body_is_base64=bool(event.get("isBase64Encoded")),
     )
 
 

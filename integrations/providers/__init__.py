@@ -1,0 +1,1 @@
+"""Provider adapters: each turns one provider's own API into the platform's partner events."""
