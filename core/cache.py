@@ -2,19 +2,24 @@
 
 Keys (the braces are a cluster hash tag, so one scope lives in one slot)::
 
-    gen:{flights:JFK-LHR}                        generation counter of a scope
-    search:{flights:JFK-LHR}:g7:<sha256>         a rendered response of generation 7
-    lock:search:{flights:JFK-LHR}:g7:<sha256>    the one rebuilder of that entry
+    gen:{flights:JFK-LHR}                          generation counter of a scope
+    search:{flights:JFK-LHR}:<sha256>              the rendered response of one query
+    lock:search:{flights:JFK-LHR}:<sha256>:g7      the one rebuilder of that entry in generation 7
 
-* Invalidation is one ``INCR`` of the scope's generation: older entries become unreachable and
-  expire by TTL. No KEYS, no SCAN, no fan-out deletes.
-* A read is one round trip: a Lua script reads the generation and the entry together, and on a
-  miss elects one rebuilder (stampede protection) and offers the previous generation's entry as
-  stale to everybody else.
-* A write is fenced: it lands only if the generation is still the one the reader saw, so a
-  result computed before an invalidation is never stored under the new generation.
-* The stored value is the rendered body behind a 5-byte frame (format, CRC32): a hit is returned
-  without JSON parsing, and a corrupt entry is detected, treated as a miss and overwritten.
+* A read is one round trip and one native command: ``MGET`` of the scope's generation and the
+  entry. The entry's value carries the generation it was computed in; it is a hit only when that
+  equals the current generation.
+* Invalidation is one ``INCR`` of the scope's generation: every entry of the scope stops being a
+  hit at once, and is overwritten by the next rebuild or expires by TTL. No KEYS, no SCAN, no
+  fan-out deletes; one entry per query, whatever the number of invalidations.
+* On a miss one caller wins ``SET NX`` on the lock and rebuilds (stampede protection); the others
+  serve the entry of an older generation as ``STALE`` if there is one, or wait briefly.
+* A write is fenced: a Lua script (all keys declared, one slot) stores only if the generation is
+  still the one the reader saw, so a result computed before an invalidation is never stored as
+  current. The generation inside the value makes that hold even for a write that slipped past.
+* The stored value is the rendered body behind a 13-byte frame (format, CRC32, generation): a hit
+  is returned without JSON parsing, and a corrupt entry is detected, treated as a miss and
+  overwritten.
 * The cache never breaks a search: every Redis error is counted (``CacheError``), trips a circuit
   breaker, and the result is built from the database instead.
 """
@@ -22,8 +27,9 @@ Keys (the braces are a cluster hash tag, so one scope lives in one slot)::
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
 import random
-import secrets
 import threading
 import time
 import zlib
@@ -35,35 +41,23 @@ from core.observability import MetricsSink, subsegment
 
 HIT, MISS, BYPASS, STALE = "HIT", "MISS", "BYPASS", "STALE"
 
-# KEYS[1] = generation key. ARGV: entry prefix, query digest, lock token, lock ttl (ms).
-# Returns {generation, value or false, state}: state 0 = hit, 1 = miss and this caller rebuilds,
-# 2 = miss while another caller rebuilds (value is then the previous generation's entry, if any).
-# The entry and lock keys share the generation key's hash tag, so they live in its slot.
-READ_SCRIPT = """
-local gen = redis.call('GET', KEYS[1]) or '0'
-local entry = ARGV[1] .. ':g' .. gen .. ':' .. ARGV[2]
-local value = redis.call('GET', entry)
-if value then return {gen, value, 0} end
-if redis.call('SET', 'lock:' .. entry, ARGV[3], 'NX', 'PX', ARGV[4]) then return {gen, false, 1} end
-local previous = tonumber(gen) - 1
-if previous < 0 then return {gen, false, 2} end
-return {gen, redis.call('GET', ARGV[1] .. ':g' .. previous .. ':' .. ARGV[2]), 2}
-"""
-
-# KEYS[1] = generation key. ARGV: entry prefix, query digest, generation read, value, ttl (ms), lock token.
-# Stores only if the generation has not moved since the read (the stale-set fence); always
-# releases this caller's lock (an empty value only releases it). Returns 1 when stored.
+# KEYS: generation, entry, lock. ARGV: generation read, value, ttl (ms), lock token.
+# Releases this caller's lock (an empty value only releases it); stores the value only if the
+# generation has not moved since the read (the stale-set fence). Returns 1 when stored.
 WRITE_SCRIPT = """
-local entry = ARGV[1] .. ':g' .. ARGV[3] .. ':' .. ARGV[2]
-if ARGV[6] ~= '' and redis.call('GET', 'lock:' .. entry) == ARGV[6] then redis.call('DEL', 'lock:' .. entry) end
-if ARGV[4] == '' then return 0 end
-if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[3] then return 0 end
-redis.call('SET', entry, ARGV[4], 'PX', ARGV[5])
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
+if ARGV[2] == '' then return 0 end
+if tonumber(redis.call('GET', KEYS[1]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
 _RAW, _ZLIB = b"r", b"z"
+_HEADER = 13  # kind (1) + CRC32 (4) + generation (8)
 _COMPRESS_ABOVE = 8192
+# Lock tokens only need to be unique per caller: a random container prefix and a counter.
+_TOKEN_PREFIX = os.urandom(6).hex()
+_TOKEN_COUNTER = itertools.count()
 
 
 class CacheUnavailable(Exception):
@@ -71,12 +65,14 @@ class CacheUnavailable(Exception):
 
 
 class RedisPort(Protocol):
-    """The three operations the cache needs; :mod:`core.redis_client` implements them over redis-py."""
+    """The four operations the cache needs; :mod:`core.redis_client` implements them over redis-py."""
 
-    def read(self, generation_key: str, prefix: str, digest: str, lock_token: str, lock_ms: int) -> list[Any]: ...
+    def read(self, generation_key: str, entry_key: str) -> tuple[bytes | None, bytes | None]: ...
+
+    def lock(self, lock_key: str, token: str, ttl_ms: int) -> bool: ...
 
     def write(
-        self, generation_key: str, prefix: str, digest: str, generation: bytes, value: bytes, ttl_ms: int, token: str
+        self, generation_key: str, entry_key: str, lock_key: str, generation: int, value: bytes, ttl_ms: int, token: str
     ) -> int: ...
 
     def incr(self, generation_key: str) -> int: ...
@@ -144,29 +140,31 @@ class CircuitBreaker:
         return self._failures >= self._threshold and self._clock() < self._open_until
 
 
-def frame(body: str) -> bytes:
-    """The stored form of a body: format byte, CRC32 of the payload, payload."""
+def frame(body: str, generation: int) -> bytes:
+    """The stored form of a body: format byte, CRC32 of the rest, generation, payload."""
     payload = body.encode()
     kind = _RAW
     if len(payload) > _COMPRESS_ABOVE:
         payload, kind = zlib.compress(payload, 1), _ZLIB
-    return kind + zlib.crc32(payload).to_bytes(4, "big") + payload
+    rest = generation.to_bytes(8, "big") + payload
+    return kind + zlib.crc32(rest).to_bytes(4, "big") + rest
 
 
-def unframe(value: bytes) -> str | None:
-    """The body of a stored value, or None when the value is corrupt."""
-    if len(value) < 5:
+def unframe(value: bytes) -> tuple[int, str] | None:
+    """(generation, body) of a stored value, or None when the value is corrupt."""
+    if len(value) < _HEADER:
         return None
-    kind, checksum, payload = value[:1], value[1:5], value[5:]
-    if zlib.crc32(payload).to_bytes(4, "big") != checksum:
+    view = memoryview(value)
+    if zlib.crc32(view[5:]) != int.from_bytes(view[1:5], "big"):
         return None
-    if kind == _RAW:
-        try:
-            return payload.decode()
-        except UnicodeDecodeError:
-            return None
-    if kind == _ZLIB:
-        return zlib.decompress(payload).decode()
+    generation = int.from_bytes(view[5:13], "big")
+    try:
+        if value[0] == _RAW[0]:
+            return generation, str(view[13:], "utf-8")
+        if value[0] == _ZLIB[0]:
+            return generation, zlib.decompress(view[13:]).decode()
+    except (UnicodeDecodeError, zlib.error):
+        return None
     return None
 
 
@@ -178,8 +176,12 @@ def generation_key(domain: str, scope: str) -> str:
     return f"gen:{{{domain}:{scope}}}"
 
 
-def entry_prefix(domain: str, scope: str) -> str:
-    return f"search:{{{domain}:{scope}}}"
+def entry_key(domain: str, scope: str, digest: str) -> str:
+    return f"search:{{{domain}:{scope}}}:{digest}"
+
+
+def lock_key(entry: str, generation: int) -> str:
+    return f"lock:{entry}:g{generation}"
 
 
 class SearchCache:
@@ -205,50 +207,74 @@ class SearchCache:
 
     def get_or_build(self, scope: str, canonical_query: str, build: Build) -> Cached:
         """The cached body for this query, or ``build()``'s, stored for the next caller."""
-        gen_key, prefix = generation_key(self.domain, scope), entry_prefix(self.domain, scope)
-        digest = query_digest(canonical_query)
-        token = secrets.token_hex(8)
-        deadline = self._clock() + self._policy.wait_seconds
+        gen_key = f"gen:{{{self.domain}:{scope}}}"
+        key = f"search:{{{self.domain}:{scope}}}:{hashlib.sha256(canonical_query.encode()).hexdigest()}"
+        deadline = 0.0
         while True:
-            reply = self._call(self._redis.read, gen_key, prefix, digest, token, self._policy.lock_ms)
+            reply = self._call(self._redis.read, gen_key, key)
             if reply is None:
                 return Cached(build()[0], BYPASS)
-            generation, value, state = reply
-            if state == 0:
-                body = unframe(value)
-                if body is not None:
+            generation = int(reply[0] or 0)
+            stale = None
+            if reply[1] is not None:
+                stored = unframe(reply[1])
+                if stored is None:
+                    self._metrics.count("CacheCorrupt")  # the rebuild below overwrites it
+                elif stored[0] == generation:
                     self._metrics.count("CacheHit")
-                    return Cached(body, HIT)
-                self._metrics.count("CacheCorrupt")  # rebuild below overwrites it
-                return self._rebuild(gen_key, prefix, digest, generation, "", build)
-            if state == 1:
-                return self._rebuild(gen_key, prefix, digest, generation, token, build)
-            stale = unframe(value) if value is not None else None
+                    return Cached(stored[1], HIT)
+                else:
+                    stale = stored[1]
+            lock = lock_key(key, generation)
+            token = f"{_TOKEN_PREFIX}{next(_TOKEN_COUNTER)}"
+            acquired = self._call(self._redis.lock, lock, token, self._policy.lock_ms)
+            if acquired is None:
+                return Cached(build()[0], BYPASS)
+            if acquired:
+                # Read and lock are two round trips: a rebuild may have landed in between.
+                landed = self._current(self._call(self._redis.read, gen_key, key), generation)
+                if landed is not None:
+                    self._call(self._redis.write, gen_key, key, lock, generation, b"", 0, token)
+                    self._metrics.count("CacheHit")
+                    return Cached(landed, HIT)
+                return self._rebuild(gen_key, key, lock, generation, token, build)
             if stale is not None:
                 self._metrics.count("CacheStale")
                 return Cached(stale, STALE)
-            if self._clock() >= deadline:
+            now = self._clock()
+            if not deadline:
+                deadline = now + self._policy.wait_seconds
+            elif now >= deadline:
                 # The rebuilder is slow or gone and nothing older exists: answer from the database.
                 self._metrics.count("CacheMiss")
                 return Cached(build()[0], MISS)
             self._sleep(self._policy.poll_seconds)
 
+    @staticmethod
+    def _current(reply: tuple[bytes | None, bytes | None] | None, generation: int) -> str | None:
+        """The body in a read reply if it is of ``generation`` and intact."""
+        if reply is None or reply[1] is None or int(reply[0] or 0) != generation:
+            return None
+        stored = unframe(reply[1])
+        return stored[1] if stored is not None and stored[0] == generation else None
+
     def invalidate(self, scope: str) -> int | None:
-        """Make every cached result of a scope unreachable (one INCR); None if the cache is down."""
+        """Make every cached result of a scope stale (one INCR); None if the cache is down."""
         result = self._call(self._redis.incr, generation_key(self.domain, scope))
         return int(result) if result is not None else None
 
-    def _rebuild(self, gen_key: str, prefix: str, digest: str, generation: bytes, token: str, build: Build) -> Cached:
+    def _rebuild(self, gen_key: str, key: str, lock: str, generation: int, token: str, build: Build) -> Cached:
         self._metrics.count("CacheMiss")
         try:
             body, empty = build()
         except BaseException:
-            if token:  # let the next caller rebuild at once rather than after the lock expires
-                self._call(self._redis.write, gen_key, prefix, digest, generation, b"", 0, token)
+            # Let the next caller rebuild at once rather than after the lock expires.
+            self._call(self._redis.write, gen_key, key, lock, generation, b"", 0, token)
             raise
         ttl = self._policy.negative_ttl_seconds if empty else self._policy.ttl_seconds
         jitter = 1.0 + random.uniform(-self._policy.jitter, self._policy.jitter)  # noqa: S311 - not security
-        self._call(self._redis.write, gen_key, prefix, digest, generation, frame(body), int(ttl * jitter * 1000), token)
+        value = frame(body, generation)
+        self._call(self._redis.write, gen_key, key, lock, generation, value, int(ttl * jitter * 1000), token)
         return Cached(body, MISS)
 
     def _call(self, operation: Callable[..., Any], *args: Any) -> Any:

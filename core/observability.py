@@ -1,21 +1,30 @@
-"""Logging, metrics and tracing for every function: Powertools, configured in one place.
+"""Logging, metrics and tracing for every function, configured in one place.
 
-Logger and Metrics are cheap to create and are needed by every request. The Tracer (and the X-Ray
-SDK behind it) is imported only when tracing is on, at the first subsegment, so it never taxes
-local runs or the import of a handler.
+* Logs: Powertools Logger (JSON). The invocation's ids (Lambda request id, API Gateway request id
+  as correlation id, cold start) are attached by a logging filter when a line is written, so an
+  invocation that logs nothing — a cache hit — pays nothing for them.
+* Metrics: CloudWatch embedded metric format (EMF), one JSON line per invocation with the
+  dimensions ``Domain`` and ``service``. Written here rather than with Powertools Metrics, which
+  costs about 60 µs per invocation — half a Redis round trip — on the cache-hit path
+  (``make bench`` measures the hit path against a bare Redis GET).
+* Traces: the Powertools Tracer (and the X-Ray SDK behind it) is imported only when tracing is on,
+  at the first subsegment, so it never taxes local runs or the import of a handler.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+import orjson
+from aws_lambda_powertools import Logger
 
 NAMESPACE_DEFAULT = "TravelSearch"
 Handler = Callable[[Any, Any], Any]
@@ -29,43 +38,91 @@ class MetricsSink(Protocol):
     def milliseconds(self, name: str, value: float) -> None: ...
 
 
-class PowertoolsMetrics:
-    """MetricsSink over Powertools EMF metrics, flushed by ``Metrics.log_metrics`` per invocation."""
+class EmfMetrics:
+    """MetricsSink that writes CloudWatch EMF: one line per invocation, at :meth:`flush`."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
+    def __init__(self, namespace: str, dimensions: dict[str, str], stream: TextIO | None = None) -> None:
+        self._namespace = namespace
+        self._dimensions = dimensions
+        self._stream = stream
+        self._counts: dict[str, int] = {}
+        self._timings: dict[str, list[float]] = {}
 
     def count(self, name: str, value: int = 1) -> None:
-        self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        self._counts[name] = self._counts.get(name, 0) + value
 
     def milliseconds(self, name: str, value: float) -> None:
-        self._metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
+        self._timings.setdefault(name, []).append(round(value, 3))
+
+    def flush(self) -> None:
+        """Write what was recorded since the last flush (nothing when nothing was recorded)."""
+        if not self._counts and not self._timings:
+            return
+        definitions = [{"Name": name, "Unit": "Count"} for name in self._counts]
+        definitions += [{"Name": name, "Unit": "Milliseconds"} for name in self._timings]
+        document: dict[str, Any] = {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {"Namespace": self._namespace, "Dimensions": [list(self._dimensions)], "Metrics": definitions}
+                ],
+            },
+            **self._dimensions,
+            **self._counts,
+        }
+        for name, values in self._timings.items():
+            document[name] = values[0] if len(values) == 1 else values
+        self._counts, self._timings = {}, {}
+        (self._stream or sys.stdout).write(orjson.dumps(document).decode() + "\n")
+
+
+class _Invocation(logging.Filter):
+    """Adds the current invocation's ids to every log record, resolved only when a line is written."""
+
+    def __init__(self, correlation_id_path: str | None) -> None:
+        super().__init__()
+        self._path = correlation_id_path.split(".") if correlation_id_path else []
+        self.event: Any = None
+        self.context: Any = None
+        self.cold_start = True
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.context is not None:
+            record.function_request_id = getattr(self.context, "aws_request_id", "")
+            record.function_name = getattr(self.context, "function_name", "")
+            record.cold_start = self.cold_start
+        value: Any = self.event
+        for part in self._path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if value:
+            record.correlation_id = value
+        return True
 
 
 class FunctionTelemetry:
     """Logger and metrics of one function, and the decorator that wraps its Lambda handler."""
 
     def __init__(self, service: str, domain: str, correlation_id_path: str | None = None) -> None:
-        self.domain = domain
+        namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE_DEFAULT)
         self.logger = Logger(service=service)  # JSON; level from POWERTOOLS_LOG_LEVEL
-        self.metrics = Metrics(
-            namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE_DEFAULT), service=service
-        )
-        self.sink = PowertoolsMetrics(self.metrics)
-        self._correlation_id_path = correlation_id_path
+        self.sink = EmfMetrics(namespace, {"Domain": domain, "service": service})
+        self._invocation = _Invocation(correlation_id_path)
+        self.logger.addFilter(self._invocation)
 
     def entry(self, handler: Handler) -> Handler:
-        """Wrap a handler: Lambda context and correlation id in every log line, EMF metrics flushed per call."""
+        """Wrap a handler: invocation ids on every log line, EMF metrics flushed once per call."""
+        invocation, sink = self._invocation, self.sink
 
         @functools.wraps(handler)
-        def with_domain(event: Any, context: Any) -> Any:
-            # Per call, not as a default dimension: Powertools shares dimensions between Metrics
-            # instances, and the local stack runs every function in one process.
-            self.metrics.add_dimension(name="Domain", value=self.domain)
-            return handler(event, context)
+        def instrumented(event: Any, context: Any) -> Any:
+            invocation.event, invocation.context = event, context
+            try:
+                return handler(event, context)
+            finally:
+                sink.flush()
+                invocation.cold_start = False
 
-        traced = self.logger.inject_lambda_context(correlation_id_path=self._correlation_id_path)(with_domain)
-        return self.metrics.log_metrics(traced)
+        return instrumented
 
 
 def _tracing_enabled() -> bool:

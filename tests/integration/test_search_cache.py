@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from core.cache import HIT, MISS, STALE, CachePolicy, CircuitBreaker, SearchCache, entry_prefix, generation_key
+from core.cache import HIT, MISS, STALE, CachePolicy, CircuitBreaker, SearchCache, generation_key, unframe
 from core.redis_client import RedisCacheStore, connect
 from core.settings import CacheSettings
 from local.redis_server import RedisServer
@@ -79,9 +79,10 @@ def test_keys_are_hash_tagged_and_hashed_never_raw_input(
     cache = new_cache(redis_server, metrics)
     cache.get_or_build("JFK-LHR", "'; DROP TABLE flights; --", CountingBuild())
     [key] = [k.decode() for k in raw.keys("search:*")]
-    prefix, generation, digest = key.rsplit(":", 2)
-    assert prefix == "search:{flights:JFK-LHR}" and generation == "g0"
+    prefix, digest = key.rsplit(":", 1)
+    assert prefix == "search:{flights:JFK-LHR}"
     assert len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+    assert raw.keys("lock:*") == []  # the rebuilder released its lock
 
 
 def test_invalidation_is_one_incr_of_the_scope_and_leaves_other_scopes(
@@ -107,8 +108,11 @@ def test_result_built_before_an_invalidation_is_never_stored_under_the_new_gener
         return '{"old":true}', False
 
     assert cache.get_or_build("JFK-LHR", "q", slow_build_racing_an_ingest).body == '{"old":true}'
-    assert raw.keys(f"{entry_prefix('flights', 'JFK-LHR')}:g1:*") == []
-    assert cache.get_or_build("JFK-LHR", "q", CountingBuild('{"new":true}')).status == MISS
+    assert raw.keys("search:*") == []  # the fence refused the write
+    after = cache.get_or_build("JFK-LHR", "q", CountingBuild('{"new":true}'))
+    assert (after.status, after.body) == (MISS, '{"new":true}')
+    [key] = raw.keys("search:*")
+    assert unframe(raw.get(key)) == (1, '{"new":true}')
 
 
 def test_fifty_concurrent_misses_cause_one_rebuild(

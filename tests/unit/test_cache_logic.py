@@ -29,26 +29,29 @@ class DeadRedis:
         self.calls += 1
         raise CacheUnavailable("connection refused")
 
-    read = write = incr = _fail
+    read = lock = write = incr = _fail
 
 
 @pytest.mark.parametrize("body", ['{"results":[]}', '{"name":"Zürich ✈"}', '{"x":"' + "a" * 20_000 + '"}'])
 def test_frame_round_trip(body: str) -> None:
-    assert unframe(frame(body)) == body
+    assert unframe(frame(body, 7)) == (7, body)
 
 
 def test_large_bodies_are_stored_compressed() -> None:
     body = '{"x":"' + "a" * 20_000 + '"}'
-    assert len(frame(body)) < len(body) / 10
+    assert len(frame(body, 0)) < len(body) / 10
 
 
-@pytest.mark.parametrize("corrupt", [b"", b"r12", b"r\x00\x00\x00\x00{}", b"q" + frame("{}")[1:], frame("{}")[:-1]])
+@pytest.mark.parametrize(
+    "corrupt",
+    [b"", b"r12", b"r" + bytes(12) + b"{}", b"q" + frame("{}", 1)[1:], frame("{}", 1)[:-1], b"z" + frame("{}", 1)[1:]],
+)
 def test_corrupt_values_are_detected(corrupt: bytes) -> None:
     assert unframe(corrupt) is None
 
 
 def test_flipped_payload_byte_is_detected() -> None:
-    stored = bytearray(frame('{"price":"412.30"}'))
+    stored = bytearray(frame('{"price":"412.30"}', 3))
     stored[-3] ^= 0x01
     assert unframe(bytes(stored)) is None
 
