@@ -4,10 +4,12 @@ Each test reads the template as CloudFormation does (long-form intrinsics, via `
 checks a property a user or an operator would notice when it breaks: a route that answers 500, a key
 that is not enforced, an alarm that can never fire, a role that can do more than it should.
 
-Checks of the search functions are parametrized over SEARCH_DOMAINS, which must describe every function
-and table of the template. Where the template must agree with the code (environment, DynamoDB actions,
-metric dimensions, response schemas), the expectation is read from the code itself: its syntax tree
-(nothing is invoked) or a response rendered by the domain's own search logic over in-memory sources.
+Checks of the functions are parametrized over SEARCH_DOMAINS (domains/<name>/), INGEST_DOMAINS
+(integrations/<name>_ingest.py) and EDGE_FUNCTIONS (the functions outside the VPC), which together must describe
+every function and table of the template. Where the template must agree with the code (environment, DynamoDB
+actions, metric names and dimensions, event types and sources, response schemas), the expectation is read from
+the code itself: its syntax tree (nothing is invoked) or a response rendered by the code's own logic over
+in-memory sources.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import fnmatch
 import importlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -29,6 +32,7 @@ import pytest
 from cfnlint.api import lint_file
 from jsonschema import Draft202012Validator, ValidationError
 
+from core.http import ApiRequest
 from core.page_token import PageTokens
 from domains.destinations.airports import Airport
 from domains.destinations.query import (
@@ -40,14 +44,17 @@ from domains.destinations.query import (
     DestinationQuery,
 )
 from domains.destinations.search import DestinationSearch
-from domains.flights.offers import FlightOffer
+from domains.flights.offers import FlightOffer, offer_to_item
 from domains.flights.query import FlightQuery
 from domains.flights.search import FlightSearch
 from domains.hotels.query import PARAMETERS as HOTEL_PARAMETERS
 from domains.hotels.query import SORTS as HOTEL_SORTS
 from domains.hotels.query import HotelQuery
-from domains.hotels.rates import NightlyRate
+from domains.hotels.rates import NightlyRate, rate_to_item
 from domains.hotels.search import HotelSearch
+from integrations.contracts import SCHEMA_DIR, event_contracts
+from integrations.ingest import quarantine_item
+from integrations.partner_events import MAX_EVENTS, PROVIDER, PartnerEvents
 from local.template import TEMPLATE_PATH
 from tests.fakes import DictCache, InMemoryOffers
 
@@ -154,6 +161,213 @@ GATEWAY_RESPONSE_TYPES = {
 PUBLIC_ROUTES = {("/v1/health", "get")}
 
 IAM_TYPES_WITH_INLINE_STATEMENTS = {"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}
+
+
+# ------------------------------------------------------------------------------------------ provider integration
+@dataclass(frozen=True)
+class IngestDomain:
+    """What one ingest handler (integrations/<name>_ingest.py) needs from the template."""
+
+    name: str  # the domain: "Domain" metric dimension, its table's prefix
+    event_type: str  # the detail-type its rule routes to its queue (the handler's DomainIngest event type)
+
+    @property
+    def prefix(self) -> str:
+        return self.name.capitalize()
+
+    @property
+    def source(self) -> str:
+        return f"integrations/{self.name}_ingest.py"
+
+    @property
+    def table(self) -> str:
+        return f"{self.prefix}Table"
+
+    @property
+    def function(self) -> str:
+        return f"{self.prefix}IngestFunction"
+
+    @property
+    def role(self) -> str:
+        return f"{self.prefix}IngestRole"
+
+    @property
+    def log_group(self) -> str:
+        return f"{self.prefix}IngestLogGroup"
+
+    @property
+    def queue(self) -> str:
+        return f"{self.prefix}IngestQueue"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}IngestDlq"
+
+    @property
+    def rule(self) -> str:
+        return f"{self.prefix}IngestRule"
+
+    @property
+    def event_source_mapping(self) -> str:
+        return f"{self.prefix}IngestEventSourceMapping"
+
+
+INGEST_DOMAINS = (IngestDomain("flights", "FlightOffersUpdated"), IngestDomain("hotels", "HotelRatesUpdated"))
+by_ingest = pytest.mark.parametrize("ingest", INGEST_DOMAINS, ids=lambda ingest: ingest.name)
+
+
+@dataclass(frozen=True)
+class EdgeFunction:
+    """A function outside the VPC, because it calls EventBridge, Secrets Manager or a provider on the internet."""
+
+    prefix: str  # PartnerEvents → PartnerEventsFunction, PartnerEventsRole, PartnerEventsLogGroup
+    module: str  # integrations/<module>.py
+    bus_source: str  # the Source of the events it puts on the partner bus
+
+    @property
+    def function(self) -> str:
+        return f"{self.prefix}Function"
+
+    @property
+    def role(self) -> str:
+        return f"{self.prefix}Role"
+
+    @property
+    def log_group(self) -> str:
+        return f"{self.prefix}LogGroup"
+
+    @property
+    def source(self) -> str:
+        return f"integrations/{self.module}.py"
+
+
+EDGE_FUNCTIONS = (
+    EdgeFunction("PartnerEvents", "partner_events", "travel-search.partners"),
+    EdgeFunction("ProviderRefresh", "provider_refresh", "travel-search.refresh"),
+)
+by_edge = pytest.mark.parametrize("edge", EDGE_FUNCTIONS, ids=lambda edge: edge.module)
+CHANGE_SOURCE = "travel-search.changes"
+
+
+@dataclass(frozen=True)
+class ChangePipe:
+    """A pipe from a domain table's stream to the partner bus, and the item layout the code writes there."""
+
+    pipe: str
+    table: str
+    detail_type: str
+    value_attribute: str  # the price of the item
+    sample_item: Callable[[], dict[str, dict[str, Any]]]  # an item as the domain's code writes it
+
+
+CHANGE_PIPES = (
+    ChangePipe(
+        "FlightOffersChangedPipe",
+        "FlightsTable",
+        "FlightOffersChanged",
+        "price",
+        lambda: offer_to_item(flight_offer("BA1", "129.90")),
+    ),
+    ChangePipe(
+        "HotelRatesChangedPipe",
+        "HotelsTable",
+        "HotelRatesChanged",
+        "amount",
+        lambda: rate_to_item(nightly_rate("h1", "2030-06-01", "120")),
+    ),
+)
+by_pipe = pytest.mark.parametrize("pipe", CHANGE_PIPES, ids=lambda pipe: pipe.pipe)
+PARTNER_ROUTE = ("/v1/providers/{provider}/events", "post")
+QUARANTINE_TABLE = "QuarantineTable"
+
+# What Lambda's SQS poller calls with the function's role (the code itself never calls SQS).
+SQS_POLLER_ACTIONS = frozenset(
+    {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"}
+)
+VPC_ENI_ACTIONS = frozenset(
+    {
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+    }
+)
+# core.store.Writes's public methods → the DynamoDB action each one sends.
+WRITE_ACTIONS = {"upsert_if_newer": "dynamodb:UpdateItem", "put_all": "dynamodb:BatchWriteItem"}
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+
+
+def getatt(logical_id: str, attribute: str = "Arn") -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [logical_id, attribute]}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"Ref": name}
+
+
+Grants = dict[str, tuple[list[str], list[Any]]]  # Sid → (sorted actions, resources)
+
+
+def function_basics(log_group: str, *, in_vpc: bool) -> Grants:
+    grants: Grants = {
+        "WriteOwnLogs": (["logs:CreateLogStream", "logs:PutLogEvents"], [getatt(log_group)]),
+        "XRay": (["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
+    }
+    if in_vpc:
+        grants["VpcEni"] = (sorted(VPC_ENI_ACTIONS), ["*"])
+        grants["ConnectToSearchCache"] = (
+            ["elasticache:Connect"],
+            [getatt("SearchCache", "ARN"), getatt("CacheIamUser")],
+        )
+    return grants
+
+
+def expected_grants() -> dict[str, Grants]:
+    """Role → every statement it must have, and nothing else (the roles of the provider-integration side)."""
+    grants: dict[str, Grants] = {}
+    for ingest in INGEST_DOMAINS:
+        grants[ingest.role] = function_basics(ingest.log_group, in_vpc=True) | {
+            f"Write{ingest.table}": (["dynamodb:UpdateItem"], [getatt(ingest.table)]),
+            f"Write{QUARANTINE_TABLE}": (["dynamodb:BatchWriteItem"], [getatt(QUARANTINE_TABLE)]),
+            f"Consume{ingest.queue}": (sorted(SQS_POLLER_ACTIONS), [getatt(ingest.queue)]),
+        }
+    grants["PartnerEventsRole"] = function_basics("PartnerEventsLogGroup", in_vpc=False) | {
+        "PutPartnerEvents": (["events:PutEvents"], [getatt("PartnerBus")]),
+    }
+    grants["ProviderRefreshRole"] = function_basics("ProviderRefreshLogGroup", in_vpc=False) | {
+        "ReadProviderCredentials": (["secretsmanager:GetSecretValue"], [ref("ProviderCredentialsSecret")]),
+        "PutRefreshEvents": (["events:PutEvents"], [getatt("PartnerBus")]),
+        "FailedInvocationsToDlq": (["sqs:SendMessage"], [getatt("RuleTargetDlq")]),
+    }
+    # Scheduler writes its dead-letter events with the schedule's role, so the DLQ grant is the one addition.
+    grants["ProviderRefreshScheduleRole"] = {
+        "InvokeProviderRefresh": (["lambda:InvokeFunction"], [getatt("ProviderRefreshFunction")]),
+        "UndeliveredToDlq": (["sqs:SendMessage"], [getatt("RuleTargetDlq")]),
+    }
+    for pipe in CHANGE_PIPES:
+        grants[f"{pipe.pipe}Role"] = {
+            f"Read{pipe.table}Stream": (
+                ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"],
+                [getatt(pipe.table, "StreamArn")],
+            ),
+            "PutChangeEvents": (["events:PutEvents"], [getatt("PartnerBus")]),
+            "UndeliveredToDlq": (["sqs:SendMessage"], [getatt("ChangePipeDlq")]),
+            "WriteOwnLogs": (["logs:CreateLogStream", "logs:PutLogEvents"], [getatt(f"{pipe.pipe}LogGroup")]),
+        }
+    return grants
+
+
+# Who may assume each of those roles.
+ROLE_PRINCIPALS = {
+    **{ingest.role: "lambda.amazonaws.com" for ingest in INGEST_DOMAINS},
+    **{edge.role: "lambda.amazonaws.com" for edge in EDGE_FUNCTIONS},
+    "ProviderRefreshScheduleRole": "scheduler.amazonaws.com",
+    "FlightOffersChangedPipeRole": "pipes.amazonaws.com",
+    "HotelRatesChangedPipeRole": "pipes.amazonaws.com",
+}
+# Roles of AWS services configured here, checked by their own tests (flow logs, API Gateway logging).
+SERVICE_ROLES = {"VpcFlowLogRole", "ApiGatewayCloudWatchRole"}
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -408,17 +622,22 @@ def module_constant(tree: ast.Module, node: ast.expr) -> Any:
     raise AssertionError(f"{node.id} is not defined at module level")
 
 
-def emitted_metric_dimensions(domain: str) -> dict[str, str]:
-    """The dimensions of the EMF metrics domains/<domain>/handler.py emits, from its one
+@cache
+def module_tree(relative: str) -> ast.Module:
+    """Syntax tree of one module of the project (e.g. "integrations/ingest.py")."""
+    return ast.parse((PROJECT_ROOT / relative).read_text(encoding="utf-8"))
+
+
+def telemetry_dimensions(tree: ast.Module, where: str) -> dict[str, str]:
+    """The dimensions of the EMF metrics a handler emits, from its one
     ``core.observability.FunctionTelemetry(service, domain, ...)``: Powertools adds ``service``, the telemetry
     adds ``Domain``. Read from the source, so no handler (and no Powertools state) is imported."""
-    tree = domain_modules(domain)["handler.py"]
     calls = [
         node
         for node in ast.walk(tree)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "FunctionTelemetry"
     ]
-    assert len(calls) == 1, f"domains/{domain}/handler.py should create its FunctionTelemetry once"
+    assert len(calls) == 1, f"{where} should create its FunctionTelemetry once"
     arguments = dict(zip(("service", "domain"), calls[0].args, strict=False))
     arguments |= {keyword.arg: keyword.value for keyword in calls[0].keywords if keyword.arg in ("service", "domain")}
     return {
@@ -427,17 +646,114 @@ def emitted_metric_dimensions(domain: str) -> dict[str, str]:
     }
 
 
-def store_methods() -> set[str]:
-    """The public methods of core.store.DynamoTable (the only way domain code reaches DynamoDB)."""
-    tree = ast.parse((PROJECT_ROOT / "core" / "store.py").read_text(encoding="utf-8"))
-    (table,) = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "DynamoTable"]
+def emitted_metric_dimensions(domain: str) -> dict[str, str]:
+    """The EMF dimensions of domains/<domain>/handler.py."""
+    return telemetry_dimensions(domain_modules(domain)["handler.py"], f"domains/{domain}/handler.py")
+
+
+def ingest_metric_dimensions(ingest: IngestDomain) -> dict[str, str]:
+    """The EMF dimensions of integrations/<domain>_ingest.py."""
+    return telemetry_dimensions(module_tree(ingest.source), ingest.source)
+
+
+def counted_metrics(relative: str) -> set[str]:
+    """The metric names a module counts through its MetricsSink (``....count("Name")``)."""
+    return {
+        node.args[0].value
+        for node in ast.walk(module_tree(relative))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "count"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    }
+
+
+def named_constant(relative: str, name: str) -> Any:
+    """A module-level constant of a module, from its source."""
+    tree = module_tree(relative)
+    return module_constant(tree, ast.Name(id=name, ctx=ast.Load()))
+
+
+def ingest_event_types(ingest: IngestDomain) -> set[str]:
+    """The event types an ingest handler accepts: the string literals of its one ``DomainIngest(..., {types}, ...)``."""
+    tree = module_tree(ingest.source)
+    (call,) = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "DomainIngest"
+    ]
+    return {node.value for node in ast.walk(call.args[1]) if isinstance(node, ast.Constant)}
+
+
+def ingest_table_variable(ingest: IngestDomain) -> str:
+    """The variable naming the domain table, from the handler's one ``ingest_pipeline(SPEC, "<VARIABLE>", ...)``."""
+    tree = module_tree(ingest.source)
+    (call,) = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "ingest_pipeline"
+    ]
+    return str(module_constant(tree, call.args[1]))
+
+
+def required_settings(function_name: str) -> set[str]:
+    """The variables a core/settings.py reader requires by name (``_required(environ, "NAME", ...)``)."""
+    tree = module_tree("core/settings.py")
+    (function,) = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == function_name]
+    return {
+        call.args[1].value
+        for call in ast.walk(function)
+        if isinstance(call, ast.Call)
+        and getattr(call.func, "id", None) == "_required"
+        and isinstance(call.args[1], ast.Constant)
+    }
+
+
+def environment_names(relative: str) -> set[str]:
+    """The environment variables a module reads: its string literals in UPPER_SNAKE_CASE (what it indexes
+    ``os.environ`` with; the modules outside the VPC read their settings directly)."""
+    return {
+        node.value
+        for node in ast.walk(module_tree(relative))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and re.fullmatch(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)+", node.value)
+    }
+
+
+def public_methods(relative: str, class_name: str) -> set[str]:
+    tree = module_tree(relative)
+    (found,) = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == class_name]
     return {
         node.name
-        for node in table.body
+        for node in found.body
         if isinstance(node, ast.FunctionDef)
         and not node.name.startswith("_")
         and not any(isinstance(decorator, ast.Name) and decorator.id == "property" for decorator in node.decorator_list)
     }
+
+
+def ingest_dynamodb_actions() -> dict[str, set[str]]:
+    """{"store": actions on the domain table, "quarantine": actions on the quarantine table}, from
+    integrations/ingest.py's calls of ``self._store.<write>`` and ``self._quarantine.<write>`` (core.store.Writes)."""
+    found: dict[str, set[str]] = {"store": set(), "quarantine": set()}
+    for node in ast.walk(module_tree("integrations/ingest.py")):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Attribute)
+            and node.func.value.attr.lstrip("_") in found
+        ):
+            assert node.func.attr in WRITE_ACTIONS, f"map core.store.Writes.{node.func.attr} to its DynamoDB action"
+            found[node.func.value.attr.lstrip("_")].add(WRITE_ACTIONS[node.func.attr])
+    return found
+
+
+def store_methods() -> set[str]:
+    """The public methods of core.store.DynamoTable (the only way domain code reaches DynamoDB)."""
+    return public_methods("core/store.py", "DynamoTable")
 
 
 def dynamodb_actions_called(domain: str) -> set[str]:
@@ -527,14 +843,44 @@ def test_every_function_has_its_own_role(resources: Resources) -> None:
         assert resources[role]["Type"] == "AWS::IAM::Role"
 
 
-def test_every_function_and_table_belongs_to_a_search_domain(resources: Resources) -> None:
-    """Given the template's functions and tables, then each is one search domain's (SEARCH_DOMAINS), so every
-    check below that is parametrized by domain covers all of them; a new function must be described there."""
+def test_every_function_and_table_is_described_by_these_tests(resources: Resources) -> None:
+    """Given the template's functions and tables, then each is a search domain's (SEARCH_DOMAINS), an ingest
+    domain's (INGEST_DOMAINS), a function outside the VPC (EDGE_FUNCTIONS) or the quarantine table, so every check
+    parametrized by those covers all of them; a new function must be described there."""
     functions = set(of_type(resources, "AWS::Lambda::Function"))
     tables = set(of_type(resources, "AWS::DynamoDB::Table"))
 
-    assert functions == {domain.function for domain in SEARCH_DOMAINS}
-    assert tables == {domain.table for domain in SEARCH_DOMAINS}
+    assert functions == (
+        {domain.function for domain in SEARCH_DOMAINS}
+        | {ingest.function for ingest in INGEST_DOMAINS}
+        | {edge.function for edge in EDGE_FUNCTIONS}
+    )
+    assert tables == {domain.table for domain in SEARCH_DOMAINS} | {QUARANTINE_TABLE}
+    assert {ingest.table for ingest in INGEST_DOMAINS} <= tables
+
+
+def test_every_handler_is_a_function_of_the_code(resources: Resources) -> None:
+    """Given every function, then its Handler "package.module.function" names a module of the project that
+    defines that function (a wrong name fails every invocation with Runtime.ImportModuleError)."""
+    for name, function in of_type(resources, "AWS::Lambda::Function").items():
+        module, handler = function["Properties"]["Handler"].rsplit(".", 1)
+        relative = module.replace(".", "/") + ".py"
+        assert (PROJECT_ROOT / relative).is_file(), f"{name}: no {relative}"
+        defined = {node.name for node in module_tree(relative).body if isinstance(node, ast.FunctionDef)}
+        assert handler in defined, f"{name}: {relative} defines no {handler}"
+
+
+def test_every_function_is_built_from_its_own_code_key_with_the_core_layer(
+    resources: Resources, template: dict[str, Any]
+) -> None:
+    """Given every function, then its zip is <Name>CodeKey in the artifact bucket (a parameter without default, so
+    a deploy cannot silently reuse another function's zip) and it runs with the shared core layer."""
+    for name, function in of_type(resources, "AWS::Lambda::Function").items():
+        code_key = name.removesuffix("Function") + "CodeKey"
+        properties = function["Properties"]
+        assert properties["Code"] == {"S3Bucket": ref("ArtifactBucket"), "S3Key": ref(code_key)}, name
+        assert "Default" not in template["Parameters"][code_key], name
+        assert properties["Layers"] == [ref("CoreLayer")], name
 
 
 @by_domain
@@ -683,9 +1029,10 @@ def test_every_proxy_integration_invokes_a_function_allowed_for_that_route(
     assert proxied, "no route is served by a function"
 
 
-def test_search_routes_are_exactly_the_domains_routes_each_on_its_own_function(openapi: dict[str, Any]) -> None:
-    """Given the function-backed routes, then they are exactly the search domains' routes, and each invokes
-    its own domain's function (the destinations handler tells its two routes apart by resource)."""
+def test_function_routes_are_the_search_routes_and_the_partner_route(openapi: dict[str, Any]) -> None:
+    """Given the function-backed routes, then they are exactly the search domains' routes, each on its own domain's
+    function (the destinations handler tells its two routes apart by resource), and the partner events route on
+    the partner events function."""
     served = {}
     for path, method, operation in operations(openapi):
         integration = operation["x-amazon-apigateway-integration"]
@@ -694,7 +1041,9 @@ def test_search_routes_are_exactly_the_domains_routes_each_on_its_own_function(o
             assert match, f"{method.upper()} {path}"
             served[(path, method)] = match.group(1)
 
-    assert served == {(path, method): domain.function for domain, path, method, _ in SEARCH_ROUTES}
+    assert served == {(path, method): domain.function for domain, path, method, _ in SEARCH_ROUTES} | {
+        PARTNER_ROUTE: "PartnerEventsFunction"
+    }
 
 
 def test_permission_source_arns_are_scoped_to_this_api(resources: Resources, rest_api_id: str) -> None:
@@ -1060,20 +1409,43 @@ def test_usage_plan_limits_rise_with_the_tier(resources: Resources) -> None:
     assert limits("pro") == (100, 200, 1_000_000)
 
 
-def test_every_api_key_is_enabled_and_in_a_usage_plan(resources: Resources) -> None:
-    """Given every API key, then it is enabled, created after the stage, and attached to a usage plan
-    (a key in no plan is rejected by API Gateway with 403)."""
+def test_every_api_key_is_enabled_and_in_a_usage_plan_on_the_stage(resources: Resources) -> None:
+    """Given every API key, then it is enabled and attached to a usage plan of the stage (a key in no plan is
+    rejected by API Gateway with 403), so the attachment is made only once the stage exists."""
     plan_keys = of_type(resources, "AWS::ApiGateway::UsagePlanKey").values()
-    attached = {referenced_ids(key["Properties"]["KeyId"]).pop() for key in plan_keys}
+    plans_of_key = {
+        referenced_ids(key["Properties"]["KeyId"]).pop(): referenced_ids(key["Properties"]["UsagePlanId"]).pop()
+        for key in plan_keys
+    }
 
     keys = of_type(resources, "AWS::ApiGateway::ApiKey")
     assert set(keys) == {"BasicApiKey", "PartnerApiKey"}
     for name, key in keys.items():
         assert key["Properties"]["Enabled"] is True, name
-        assert "ApiStage" in as_list(key.get("DependsOn", [])), name
-        assert name in attached, f"{name} is in no usage plan"
+        assert "StageKeys" not in key["Properties"], name
+        assert name in plans_of_key, f"{name} is in no usage plan"
+        plan = resources[plans_of_key[name]]["Properties"]
+        assert [stage["Stage"] for stage in plan["ApiStages"]] == [ref("ApiStage")], name
     for key in plan_keys:
         assert key["Properties"]["KeyType"] == "API_KEY"
+
+
+def test_only_partner_tier_keys_may_push_events(resources: Resources) -> None:
+    """Given the partner events function, then the key ids it accepts (PARTNER_KEY_IDS) are the keys of the
+    partner-tier usage plan, so a basic or pro key gets 403 even though the route only asks for "a key"."""
+    variables = resources["PartnerEventsFunction"]["Properties"]["Environment"]["Variables"]
+    partner_plans = {
+        name
+        for name, plan in of_type(resources, "AWS::ApiGateway::UsagePlan").items()
+        if {"Key": "tier", "Value": "partner"} in plan["Properties"]["Tags"]
+    }
+    partner_keys = {
+        referenced_ids(key["Properties"]["KeyId"]).pop()
+        for key in of_type(resources, "AWS::ApiGateway::UsagePlanKey").values()
+        if referenced_ids(key["Properties"]["UsagePlanId"]) <= partner_plans
+    }
+
+    assert referenced_ids(variables["PARTNER_KEY_IDS"]) == partner_keys == {"PartnerApiKey"}
 
 
 # ------------------------------------------------------------------------------------------ IAM
@@ -1165,14 +1537,16 @@ def test_search_dynamodb_actions_are_the_ones_the_code_calls(domain: SearchDomai
 
 
 # ------------------------------------------------------------------------------------------ data
-@by_domain
-def test_search_table_is_keyed_on_pk_sk_with_ttl_pitr_and_encryption(
-    resources: Resources, domain: SearchDomain
-) -> None:
-    """Given a domain's table, then it is keyed pk (HASH) / sk (RANGE) as strings (what core.store queries),
-    expires items on expires_at, has point-in-time recovery, encryption at rest and deletion protection, and
-    is kept when the stack goes."""
-    table = resources[domain.table]["Properties"]
+TABLES = [domain.table for domain in SEARCH_DOMAINS] + [QUARANTINE_TABLE]
+by_table = pytest.mark.parametrize("table_id", TABLES)
+
+
+@by_table
+def test_table_is_keyed_on_pk_sk_with_ttl_pitr_and_encryption(resources: Resources, table_id: str) -> None:
+    """Given a table (a domain's or the quarantine), then it is keyed pk (HASH) / sk (RANGE) as strings (what
+    core.store queries and writes), expires items on expires_at, has point-in-time recovery, encryption at rest
+    and deletion protection, and is kept when the stack goes."""
+    table = resources[table_id]["Properties"]
 
     assert table["KeySchema"] == [
         {"AttributeName": "pk", "KeyType": "HASH"},
@@ -1186,20 +1560,20 @@ def test_search_table_is_keyed_on_pk_sk_with_ttl_pitr_and_encryption(
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"] == {"SSEEnabled": True}
     assert table["DeletionProtectionEnabled"] == {"Ref": "TableDeletionProtection"}
-    assert resources[domain.table]["DeletionPolicy"] == resources[domain.table]["UpdateReplacePolicy"] == "Retain"
+    assert resources[table_id]["DeletionPolicy"] == resources[table_id]["UpdateReplacePolicy"] == "Retain"
 
 
-@by_domain
+@by_table
 def test_provisioned_billing_scales_reads_and_writes(
-    template: dict[str, Any], resources: Resources, domain: SearchDomain
+    template: dict[str, Any], resources: Resources, table_id: str
 ) -> None:
     """Given billing mode PROVISIONED, then each table gets capacity and target-tracking auto scaling on
     reads and writes; on-demand (the default) gets neither."""
-    table = resources[domain.table]["Properties"]
+    table = resources[table_id]["Properties"]
     targets = {
         resource["Properties"]["ScalableDimension"]: name
         for name, resource in of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget").items()
-        if sub_text(resource["Properties"]["ResourceId"]) == f"table/${{{domain.table}}}"
+        if sub_text(resource["Properties"]["ResourceId"]) == f"table/${{{table_id}}}"
     }
     policies = of_type(resources, "AWS::ApplicationAutoScaling::ScalingPolicy")
 
@@ -1229,7 +1603,7 @@ def test_every_scaling_target_and_policy_belongs_to_a_table(resources: Resources
     targets = of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget")
     policies = of_type(resources, "AWS::ApplicationAutoScaling::ScalingPolicy")
 
-    assert len(targets) == 2 * len(SEARCH_DOMAINS)
+    assert len(targets) == 2 * len(of_type(resources, "AWS::DynamoDB::Table"))
     assert sorted(referenced_ids(p["Properties"]["ScalingTargetId"]).pop() for p in policies.values()) == sorted(
         targets
     )
@@ -1292,6 +1666,8 @@ def test_dynamodb_endpoint_only_reaches_the_project_tables(resources: Resources)
     }
     for domain in SEARCH_DOMAINS:
         assert domain.dynamodb_actions <= allowed, domain.name
+    for actions in ingest_dynamodb_actions().values():
+        assert actions <= allowed
 
 
 def test_cache_accepts_only_the_functions_on_the_valkey_ports(resources: Resources) -> None:
@@ -1353,7 +1729,11 @@ def test_alarm_dimensions_match_the_real_resources(resources: Resources) -> None
     """Given every alarm, then its dimensions are exactly those the service publishes for our resources:
     an alarm on a dimension value that never exists can never fire."""
     rest_api_name = resources["TravelApi"]["Properties"]["Name"]
-    emitted = [emitted_metric_dimensions(domain.name) for domain in SEARCH_DOMAINS]
+    # (dimensions, metric names) of every handler that emits EMF metrics the alarms may watch.
+    emitted = [
+        (emitted_metric_dimensions(domain.name), {"CacheHit", "CacheMiss", "CacheError", "SearchLatency"})
+        for domain in SEARCH_DOMAINS
+    ] + [(ingest_metric_dimensions(ingest), counted_metrics("integrations/ingest.py")) for ingest in INGEST_DOMAINS]
     watched = list(alarms_with_metrics(resources))
 
     assert watched
@@ -1366,31 +1746,39 @@ def test_alarm_dimensions_match_the_real_resources(resources: Resources) -> None
         elif namespace == "AWS/DynamoDB":
             assert set(dimensions) == {"TableName"}, name
             assert resources[dimensions["TableName"]["Ref"]]["Type"] == "AWS::DynamoDB::Table", name
+        elif namespace == "AWS/SQS":
+            assert set(dimensions) == {"QueueName"}, name
+            (queue,) = referenced_ids(dimensions["QueueName"])
+            assert dimensions["QueueName"] == getatt(queue, "QueueName"), name
+            assert resources[queue]["Type"] == "AWS::SQS::Queue", name
         elif namespace == "TravelSearch":
-            # EMF metrics: exactly the dimension set and values one of the handlers emits.
-            assert dimensions in emitted, f"{name}: {dimensions} is emitted by no handler ({emitted})"
-            assert metric in {"CacheHit", "CacheMiss", "CacheError", "SearchLatency"}, name
+            # EMF metrics: exactly the dimension set and values one of the handlers emits, and a metric it emits.
+            metrics = [names for emitted_dimensions, names in emitted if emitted_dimensions == dimensions]
+            assert metrics, f"{name}: {dimensions} is emitted by no handler ({emitted})"
+            assert metric in metrics[0], f"{name}: {dimensions} never come with {metric}"
         else:
             pytest.fail(f"{name}: no dimension check for namespace {namespace}")
 
 
 def test_handlers_emit_their_own_domain_under_the_function_service_name() -> None:
-    """Given the handlers, then each emits its metrics with Domain = its domain and service = <domain>-search,
-    so alarms and widgets on one domain never mix in another's."""
+    """Given the handlers, then each emits its metrics with Domain = its domain and service = <domain>-search (or
+    <domain>-ingest), so alarms and widgets on one domain or side never mix in another's."""
     for domain in SEARCH_DOMAINS:
         assert emitted_metric_dimensions(domain.name) == {"Domain": domain.name, "service": f"{domain.name}-search"}
+    for ingest in INGEST_DOMAINS:
+        assert ingest_metric_dimensions(ingest) == {"Domain": ingest.name, "service": f"{ingest.name}-ingest"}
 
 
-@by_domain
-def test_every_search_function_has_error_and_throttle_alarms(resources: Resources, domain: SearchDomain) -> None:
-    """Given a search function, then an alarm watches its Errors and another its Throttles."""
-    watched = {
-        metric
-        for _, namespace, metric, dimensions in alarms_with_metrics(resources)
-        if namespace == "AWS/Lambda" and dimensions == {"FunctionName": {"Ref": domain.function}}
-    }
-
-    assert watched >= {"Errors", "Throttles"}
+def test_every_function_has_error_and_throttle_alarms(resources: Resources) -> None:
+    """Given every function (search, ingest, partner events, refresh), then an alarm watches its Errors and
+    another its Throttles."""
+    for function in of_type(resources, "AWS::Lambda::Function"):
+        watched = {
+            metric
+            for _, namespace, metric, dimensions in alarms_with_metrics(resources)
+            if namespace == "AWS/Lambda" and dimensions == {"FunctionName": {"Ref": function}}
+        }
+        assert watched >= {"Errors", "Throttles"}, function
 
 
 def test_api_alarms_exist(resources: Resources) -> None:
@@ -1530,12 +1918,16 @@ def test_every_substitution_names_something_that_exists(template: dict[str, Any]
 # ------------------------------------------------------------------------------------------ parameters and outputs
 def test_deploy_needs_only_the_artifact_locations(template: dict[str, Any]) -> None:
     """Given the parameters, then every one has a default except the artifact bucket and keys (the layer and
-    one code zip per function), so `aws cloudformation deploy` works with those alone."""
+    one code zip per function: search, ingest, partner events, refresh), so `aws cloudformation deploy` works with
+    those alone."""
     without_default = {name for name, parameter in template["Parameters"].items() if "Default" not in parameter}
 
-    assert without_default == {"ArtifactBucket", "CoreLayerKey"} | {
-        f"{domain.prefix}SearchCodeKey" for domain in SEARCH_DOMAINS
-    }
+    assert without_default == (
+        {"ArtifactBucket", "CoreLayerKey"}
+        | {f"{domain.prefix}SearchCodeKey" for domain in SEARCH_DOMAINS}
+        | {f"{ingest.prefix}IngestCodeKey" for ingest in INGEST_DOMAINS}
+        | {f"{edge.prefix}CodeKey" for edge in EDGE_FUNCTIONS}
+    )
 
 
 def test_every_parameter_is_in_exactly_one_console_group(template: dict[str, Any]) -> None:
@@ -1548,8 +1940,8 @@ def test_every_parameter_is_in_exactly_one_console_group(template: dict[str, Any
 
 
 def test_outputs_give_operators_what_they_need(template: dict[str, Any]) -> None:
-    """Given the outputs, then the API URL (with the stage), the key ids, the dashboard, every table and the
-    cache endpoint are published."""
+    """Given the outputs, then the API URL (with the stage), the key ids, the dashboard, every table (search and
+    quarantine) and the cache endpoint are published."""
     outputs = template["Outputs"]
 
     assert set(outputs) >= {
@@ -1559,8 +1951,790 @@ def test_outputs_give_operators_what_they_need(template: dict[str, Any]) -> None
         "DashboardUrl",
         "CacheEndpoint",
     }
-    for domain in SEARCH_DOMAINS:
-        assert outputs[f"{domain.table}Name"]["Value"] == {"Ref": domain.table}
+    for table in of_type(template["Resources"], "AWS::DynamoDB::Table"):
+        assert outputs[f"{table}Name"]["Value"] == {"Ref": table}
     assert sub_text(outputs["ApiUrl"]["Value"]) == (
         "https://${TravelApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName}"
     )
+
+
+def test_outputs_give_operators_the_ingest_side(template: dict[str, Any], openapi: dict[str, Any]) -> None:
+    """Given the outputs, then the partner bus (name and ARN), each ingest queue's URL and the partner events URL
+    (the API URL plus the route the OpenAPI body declares) are published."""
+    outputs = template["Outputs"]
+
+    assert outputs["PartnerBusName"]["Value"] == ref("PartnerBus")
+    assert outputs["PartnerBusArn"]["Value"] == getatt("PartnerBus")
+    for ingest in INGEST_DOMAINS:
+        assert outputs[f"{ingest.queue}Url"]["Value"] == ref(ingest.queue)
+    path, method = PARTNER_ROUTE
+    assert method in openapi["paths"][path]
+    assert sub_text(outputs["PartnerEventsUrl"]["Value"]) == sub_text(outputs["ApiUrl"]["Value"]) + path
+
+
+# ------------------------------------------------------------------------------------------ network: who runs where
+def role_of(resources: Resources, function: str) -> str:
+    (role,) = referenced_ids(resources[function]["Properties"]["Role"])
+    return role
+
+
+def granted_actions(resources: Resources, role: str) -> set[str]:
+    return {action for statement in inline_statements(resources[role]) for action in as_list(statement["Action"])}
+
+
+def mapped_queues(resources: Resources, function: str) -> set[str]:
+    """The queues an event source mapping feeds to a function."""
+    return {
+        queue
+        for mapping in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if referenced_ids(mapping["Properties"]["FunctionName"]) == {function}
+        for queue in referenced_ids(mapping["Properties"]["EventSourceArn"])
+        if resources[queue]["Type"] == "AWS::SQS::Queue"
+    }
+
+
+def test_functions_that_reach_the_cache_run_in_the_private_subnets(resources: Resources) -> None:
+    """Given every function that is handed the cache endpoint (search and ingest), then it runs in both private
+    subnets behind the functions' security group (the only way to the cache), and no other function does."""
+    for name, function in of_type(resources, "AWS::Lambda::Function").items():
+        properties = function["Properties"]
+        reaches_cache = "CACHE_HOST" in properties["Environment"]["Variables"]
+        if reaches_cache:
+            assert properties["VpcConfig"]["SubnetIds"] == [ref("PrivateSubnetA"), ref("PrivateSubnetB")], name
+            assert referenced_ids(properties["VpcConfig"]["SecurityGroupIds"]) == {"LambdaSecurityGroup"}, name
+        else:
+            assert "VpcConfig" not in properties, f"{name} is in the VPC but never reaches the cache"
+
+
+def test_functions_in_the_vpc_call_only_dynamodb_and_the_cache(resources: Resources) -> None:
+    """Given every function in the VPC, when the subnets' only ways out are the DynamoDB gateway endpoint and the
+    cache (no NAT, no interface endpoints), then its role grants nothing else it would have to call: no EventBridge,
+    no Secrets Manager, no SQS SendMessage (SQS polling is done by Lambda's poller, outside the VPC, and only on
+    the queues mapped to the function), and its environment names no bus or provider endpoint."""
+    in_vpc = [
+        name
+        for name, function in of_type(resources, "AWS::Lambda::Function").items()
+        if "VpcConfig" in function["Properties"]
+    ]
+    assert set(in_vpc) == {domain.function for domain in SEARCH_DOMAINS} | {
+        ingest.function for ingest in INGEST_DOMAINS
+    }
+
+    for function in in_vpc:
+        role = role_of(resources, function)
+        actions = granted_actions(resources, role)
+        assert not {action for action in actions if action.startswith(("events:", "secretsmanager:", "sns:"))}, function
+        assert "sqs:SendMessage" not in actions, function
+        queues = mapped_queues(resources, function)
+        allowed_outside_dynamodb = (
+            {"elasticache:Connect", "logs:CreateLogStream", "logs:PutLogEvents"}
+            | {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+            | VPC_ENI_ACTIONS
+            | (SQS_POLLER_ACTIONS if queues else set())
+        )
+        assert {action for action in actions if not action.startswith("dynamodb:")} <= allowed_outside_dynamodb, (
+            function
+        )
+        for statement in inline_statements(resources[role]):
+            if set(as_list(statement["Action"])) & SQS_POLLER_ACTIONS:
+                assert referenced_ids(statement["Resource"]) == queues, function
+        variables = resources[function]["Properties"]["Environment"]["Variables"]
+        assert not {"EVENT_BUS_NAME", "PROVIDER_ENDPOINTS", "PROVIDER_CREDENTIALS_SECRET"} & set(variables), function
+
+
+def test_functions_that_call_eventbridge_secrets_or_the_internet_run_outside_the_vpc(resources: Resources) -> None:
+    """Given every function whose role may call EventBridge, Secrets Manager or send to SQS, or that is given a
+    provider endpoint, then it is not in the VPC (from the private subnets those calls could never connect), and
+    these are exactly the EDGE_FUNCTIONS."""
+    outside = set()
+    for name, function in of_type(resources, "AWS::Lambda::Function").items():
+        actions = granted_actions(resources, role_of(resources, name))
+        variables = function["Properties"]["Environment"]["Variables"]
+        needs_outside = (
+            any(action.startswith(("events:", "secretsmanager:")) for action in actions)
+            or "sqs:SendMessage" in actions
+            or "PROVIDER_ENDPOINTS" in variables
+        )
+        if needs_outside:
+            assert "VpcConfig" not in function["Properties"], name
+            outside.add(name)
+    assert outside == {edge.function for edge in EDGE_FUNCTIONS}
+
+
+# ------------------------------------------------------------------------------------------ IAM: integration roles
+GRANTED_ROLES = sorted(expected_grants())
+
+
+@pytest.mark.parametrize("role", GRANTED_ROLES)
+def test_integration_role_grants_exact_actions_on_exact_resources(resources: Resources, role: str) -> None:
+    """Given a role of the provider-integration side (ingest, partner events, refresh, schedule, change pipes),
+    then its statements are exactly the expected ones: each Sid allows exactly these actions on exactly these
+    resources (its own table, queue, log group, the bus, the secret, the DLQ), and there is no other statement."""
+    properties = resources[role]["Properties"]
+    grants = {
+        statement["Sid"]: (sorted(as_list(statement["Action"])), as_list(statement["Resource"]))
+        for statement in inline_statements(resources[role])
+    }
+
+    assert "ManagedPolicyArns" not in properties
+    assert all(statement["Effect"] == "Allow" for statement in inline_statements(resources[role]))
+    assert all("Condition" not in statement for statement in inline_statements(resources[role]))
+    assert grants == expected_grants()[role]
+
+
+@pytest.mark.parametrize("role", GRANTED_ROLES)
+def test_integration_role_trusts_only_its_service(resources: Resources, role: str) -> None:
+    """Given a role of the provider-integration side, then only its service may assume it (Lambda for functions;
+    Scheduler and Pipes only on behalf of this account, as their confused-deputy guidance asks)."""
+    (trust,) = resources[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    service = ROLE_PRINCIPALS[role]
+
+    assert (trust["Effect"], trust["Principal"], trust["Action"]) == ("Allow", {"Service": service}, "sts:AssumeRole")
+    if service == "lambda.amazonaws.com":
+        assert "Condition" not in trust
+    else:
+        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}
+
+
+def test_every_role_is_checked_by_a_test(resources: Resources) -> None:
+    """Given the IAM roles, then each is a search role, a provider-integration role with expected grants, or one
+    of the service roles with their own tests, so no role's rights go unchecked."""
+    roles = set(of_type(resources, "AWS::IAM::Role"))
+
+    assert roles == {domain.role for domain in SEARCH_DOMAINS} | set(GRANTED_ROLES) | SERVICE_ROLES
+    assert set(ROLE_PRINCIPALS) == set(GRANTED_ROLES)
+
+
+@by_ingest
+def test_ingest_dynamodb_actions_are_the_ones_the_code_calls(resources: Resources, ingest: IngestDomain) -> None:
+    """Given an ingest role, then the DynamoDB actions it grants on its domain table and on the quarantine table
+    are exactly those integrations/ingest.py sends through core.store.Writes (UpdateItem for upsert_if_newer,
+    BatchWriteItem for put_all), and the composition wires the store to the domain table and the quarantine store
+    to the quarantine table."""
+    wiring = module_tree("integrations/wiring.py")
+    (pipeline,) = [
+        node
+        for node in ast.walk(wiring)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "IngestPipeline"
+    ]
+    (pipeline_class,) = [
+        node
+        for node in module_tree("integrations/ingest.py").body
+        if isinstance(node, ast.ClassDef) and node.name == "IngestPipeline"
+    ]
+    (init,) = [node for node in pipeline_class.body if isinstance(node, ast.FunctionDef) and node.name == "__init__"]
+    store_index = [argument.arg for argument in init.args.args].index("store") - 1  # without self
+    quarantine_index = [argument.arg for argument in init.args.args].index("quarantine") - 1
+    code = ingest_dynamodb_actions()
+    on_resource: dict[str, set[str]] = {}
+    for statement in inline_statements(resources[ingest.role]):
+        actions = {action for action in as_list(statement["Action"]) if action.startswith("dynamodb:")}
+        for resource in referenced_ids(statement["Resource"]) if actions else ():
+            on_resource.setdefault(resource, set()).update(actions)
+
+    assert set(WRITE_ACTIONS) == public_methods("core/store.py", "Writes"), "map every core.store.Writes method"
+    assert "settings.table_name" in ast.unparse(pipeline.args[store_index])
+    assert "settings.quarantine_table" in ast.unparse(pipeline.args[quarantine_index])
+    assert on_resource == {ingest.table: code["store"], QUARANTINE_TABLE: code["quarantine"]}
+
+
+# ------------------------------------------------------------------------------------------ ingest path
+def dead_letter_queues(resources: Resources) -> set[str]:
+    """Queues that receive what something else failed to deliver: SQS redrive targets, rule / schedule / pipe
+    dead-letter configs and Lambda failure destinations."""
+    found: set[str] = set()
+    for resource in resources.values():
+        for node in walk(resource.get("Properties", {})):
+            if not isinstance(node, dict):
+                continue
+            if "RedrivePolicy" in node:
+                found |= referenced_ids(node["RedrivePolicy"]["deadLetterTargetArn"])
+            if "DeadLetterConfig" in node:
+                found |= referenced_ids(node["DeadLetterConfig"])
+            if "OnFailure" in node:
+                found |= referenced_ids(node["OnFailure"])
+    return {name for name in found if resources[name]["Type"] == "AWS::SQS::Queue"}
+
+
+def queue_policy_statements(resources: Resources, queue: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in of_type(resources, "AWS::SQS::QueuePolicy").values()
+        if ref(queue) in policy["Properties"]["Queues"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def events_may_send(resources: Resources, queue: str, rule: str) -> bool:
+    """Whether a queue policy lets EventBridge send to ``queue`` on behalf of ``rule`` (and only a named rule)."""
+    return any(
+        statement["Effect"] == "Allow"
+        and statement["Principal"] == {"Service": "events.amazonaws.com"}
+        and as_list(statement["Action"]) == ["sqs:SendMessage"]
+        and statement["Resource"] == getatt(queue)
+        and getatt(rule) in as_list(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+        for statement in queue_policy_statements(resources, queue)
+    )
+
+
+@by_ingest
+def test_ingest_environment_has_exactly_the_variables_the_code_reads(
+    resources: Resources, ingest: IngestDomain
+) -> None:
+    """Given an ingest function, then its environment has exactly what its handler and core/settings.py
+    ingest_settings_from_env read (its table variable, QUARANTINE_TABLE, the cache, Powertools), wired to its own
+    table, the quarantine table and the shared cache; no page-token key (ingest signs nothing)."""
+    variables = resources[ingest.function]["Properties"]["Environment"]["Variables"]
+    table_variable = ingest_table_variable(ingest)
+
+    assert set(variables) == SHARED_ENVIRONMENT | {table_variable} | required_settings("ingest_settings_from_env")
+    assert variables[table_variable] == ref(ingest.table)
+    assert variables["QUARANTINE_TABLE"] == ref(QUARANTINE_TABLE)
+    search_variables = resources["FlightsSearchFunction"]["Properties"]["Environment"]["Variables"]
+    for name in SHARED_ENVIRONMENT:
+        assert variables[name] == search_variables[name], name
+
+
+@by_ingest
+def test_ingest_rule_routes_the_handlers_event_type_from_partners_and_refresh(
+    resources: Resources, ingest: IngestDomain
+) -> None:
+    """Given an ingest rule, then on the partner bus it matches exactly the event type its handler accepts, from
+    exactly the sources the partner-events and refresh code put on the bus, and targets its domain's queue; the
+    event type has a schema."""
+    rule = resources[ingest.rule]["Properties"]
+    (target,) = rule["Targets"]
+
+    assert ingest_event_types(ingest) == {ingest.event_type}
+    assert (SCHEMA_DIR / f"{ingest.event_type}.v1.json").is_file()
+    assert rule["EventBusName"] == ref("PartnerBus")
+    assert rule["State"] == "ENABLED"
+    sources = sorted(named_constant(edge.source, "SOURCE") for edge in EDGE_FUNCTIONS)
+    assert sources == sorted(edge.bus_source for edge in EDGE_FUNCTIONS)
+    assert rule["EventPattern"] == {"source": sources, "detail-type": [ingest.event_type]}
+    assert target["Arn"] == getatt(ingest.queue)
+
+
+def test_change_events_never_feed_ingest(resources: Resources) -> None:
+    """Given the rules on the partner bus, then none matches the change events the pipes put there (source
+    travel-search.changes): ingest writing a change that is ingested again would loop."""
+    for name, rule in of_type(resources, "AWS::Events::Rule").items():
+        assert CHANGE_SOURCE not in rule["Properties"]["EventPattern"]["source"], name
+    for pipe in CHANGE_PIPES:
+        assert resources[pipe.pipe]["Properties"]["TargetParameters"]["EventBridgeEventBusParameters"]["Source"] == (
+            CHANGE_SOURCE
+        )
+
+
+@by_ingest
+def test_ingest_queue_hides_a_batch_for_six_function_timeouts_and_redrives_after_five(
+    resources: Resources, ingest: IngestDomain
+) -> None:
+    """Given an ingest queue, then its visibility timeout is 6 x its function's timeout (Lambda's advice: a batch
+    still being processed or retried is not delivered twice), and a message failing 5 receives moves to the
+    domain's own DLQ, which keeps it longer than the queue would."""
+    queue = resources[ingest.queue]["Properties"]
+    function = resources[ingest.function]["Properties"]
+
+    assert queue["VisibilityTimeout"] == 6 * function["Timeout"]
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": getatt(ingest.dlq), "maxReceiveCount": 5}
+    dlq_retention = resources[ingest.dlq]["Properties"]["MessageRetentionPeriod"]
+    assert dlq_retention > queue.get("MessageRetentionPeriod", 4 * 24 * 3600)
+
+
+def test_every_queue_is_encrypted_and_redrives_or_is_a_dead_letter_queue(resources: Resources) -> None:
+    """Given every SQS queue, then it is encrypted at rest (SQS-managed keys, which EventBridge can send to), and
+    either it is a dead-letter queue (kept 14 days, no redrive of its own) or it redrives to one after 5 receives."""
+    queues = of_type(resources, "AWS::SQS::Queue")
+    dlqs = dead_letter_queues(resources)
+
+    assert queues
+    assert dlqs == {"RuleTargetDlq", "ChangePipeDlq"} | {ingest.dlq for ingest in INGEST_DOMAINS}
+    for name, queue in queues.items():
+        properties = queue["Properties"]
+        assert properties["SqsManagedSseEnabled"] is True, name
+        if name in dlqs:
+            assert "RedrivePolicy" not in properties, name
+            assert properties["MessageRetentionPeriod"] == DLQ_RETENTION_SECONDS, name
+        else:
+            assert properties["RedrivePolicy"]["maxReceiveCount"] == 5, name
+            assert referenced_ids(properties["RedrivePolicy"]["deadLetterTargetArn"]) <= dlqs, name
+
+
+def test_every_rule_target_has_a_dlq_and_a_retry_policy_eventbridge_may_use(resources: Resources) -> None:
+    """Given every target of every rule, then it retries for a day (185 attempts, the most EventBridge allows) and
+    then goes to a DLQ, and the queue policies let EventBridge send to the target and to the DLQ for this rule
+    (without them every delivery fails, and so does the DLQ)."""
+    rules = of_type(resources, "AWS::Events::Rule")
+
+    assert set(rules) == {ingest.rule for ingest in INGEST_DOMAINS}
+    for name, rule in rules.items():
+        for target in rule["Properties"]["Targets"]:
+            assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}, name
+            (dlq,) = referenced_ids(target["DeadLetterConfig"]["Arn"])
+            assert target["DeadLetterConfig"]["Arn"] == getatt(dlq), name
+            assert resources[dlq]["Type"] == "AWS::SQS::Queue", name
+            assert events_may_send(resources, dlq, name), f"EventBridge may not send {name}'s failures to {dlq}"
+            (queue,) = referenced_ids(target["Arn"])
+            assert events_may_send(resources, queue, name), f"EventBridge may not deliver {name} to {queue}"
+
+
+def test_queue_policies_admit_eventbridge_only_for_named_rules(resources: Resources) -> None:
+    """Given every queue policy statement, then it admits only EventBridge sending on behalf of rules of this
+    stack (aws:SourceArn), so no other rule, bus or account can fill an ingest queue or a DLQ."""
+    rules = set(of_type(resources, "AWS::Events::Rule"))
+    statements = [
+        statement
+        for policy in of_type(resources, "AWS::SQS::QueuePolicy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+    assert statements
+    for statement in statements:
+        assert statement["Principal"] == {"Service": "events.amazonaws.com"}, statement["Sid"]
+        assert as_list(statement["Action"]) == ["sqs:SendMessage"], statement["Sid"]
+        sources = as_list(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+        assert sources and all(source == getatt(referenced_ids(source).pop()) for source in sources)
+        assert referenced_ids(sources) <= rules, statement["Sid"]
+
+
+@by_ingest
+def test_ingest_event_source_mapping_reports_batch_item_failures(
+    resources: Resources, template: dict[str, Any], ingest: IngestDomain
+) -> None:
+    """Given an ingest queue's event source mapping, then it feeds batches of up to 10 (waiting at most a second)
+    to its function, which answers with batchItemFailures (integrations/ingest.py), so only failed records come
+    back; its concurrency is capped by a parameter so a backlog cannot flood the table and the cache."""
+    (mapping,) = [
+        resource["Properties"]
+        for resource in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if referenced_ids(resource["Properties"]["EventSourceArn"]) == {ingest.queue}
+    ]
+    returned_keys = {
+        key.value
+        for node in ast.walk(module_tree("integrations/ingest.py"))
+        if isinstance(node, ast.Dict)
+        for key in node.keys
+        if isinstance(key, ast.Constant)
+    }
+
+    assert mapping["EventSourceArn"] == getatt(ingest.queue)
+    assert mapping["FunctionName"] == ref(ingest.function)
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "batchItemFailures" in returned_keys
+    assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (10, 1)
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": ref("IngestMaximumConcurrency")}
+    assert template["Parameters"]["IngestMaximumConcurrency"]["Default"] == 5
+
+
+def test_every_event_source_mapping_reports_batch_item_failures(resources: Resources) -> None:
+    """Given every event source mapping, then it reports batch item failures: without it one bad record makes the
+    whole batch fail and be delivered again, again and again."""
+    mappings = of_type(resources, "AWS::Lambda::EventSourceMapping")
+
+    assert {referenced_ids(m["Properties"]["FunctionName"]).pop() for m in mappings.values()} == {
+        ingest.function for ingest in INGEST_DOMAINS
+    }
+    for name, mapping in mappings.items():
+        assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
+
+
+def test_every_function_keeps_its_failures_or_says_why_there_is_nothing_to_keep(resources: Resources) -> None:
+    """Given every function, then either an async failure destination keeps what failed (a queue its role may
+    send to), or its Metadata explains why none is needed (API Gateway callers get the error; SQS sources have
+    the queue's DLQ). Every function a schedule invokes has a destination: nobody else would see the failure."""
+    configs = of_type(resources, "AWS::Lambda::EventInvokeConfig")
+    scheduled = {
+        referenced_ids(schedule["Properties"]["Target"]["Arn"]).pop()
+        for schedule in of_type(resources, "AWS::Scheduler::Schedule").values()
+    }
+
+    for name, function in of_type(resources, "AWS::Lambda::Function").items():
+        own = [config["Properties"] for config in configs.values() if config["Properties"]["FunctionName"] == ref(name)]
+        if own:
+            (config,) = own
+            destination = config["DestinationConfig"]["OnFailure"]["Destination"]
+            (queue,) = referenced_ids(destination)
+            assert resources[queue]["Type"] == "AWS::SQS::Queue", name
+            assert destination == getatt(queue), name
+            assert config["Qualifier"] == "$LATEST", name
+            assert any(
+                as_list(statement["Action"]) == ["sqs:SendMessage"] and statement["Resource"] == getatt(queue)
+                for statement in inline_statements(resources[role_of(resources, name)])
+            ), f"{name}'s role may not send to its failure destination {queue}"
+        else:
+            assert name not in scheduled, f"{name} is scheduled but keeps no failed invocation"
+            assert function.get("Metadata", {}).get("Reasons", {}).get("NoFailureDestination"), name
+    assert scheduled == {"ProviderRefreshFunction"}
+
+
+def test_quarantine_table_holds_what_the_ingest_code_writes(resources: Resources) -> None:
+    """Given a quarantine record as integrations/ingest.py writes it, then it fits the quarantine table: string
+    pk/sk, pk the day (operators Query one day), and the TTL attribute a number of epoch seconds in the future."""
+    now = datetime(2030, 6, 1, 12, 30, tzinfo=UTC)
+    item = quarantine_item("flights", "message-1", '{"detail": {}}', "detail.provider: is required", now)
+    table = resources[QUARANTINE_TABLE]["Properties"]
+
+    key_types = {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]}
+    for key in (schema["AttributeName"] for schema in table["KeySchema"]):
+        assert set(item[key]) == {key_types[key]}, key
+    assert item["pk"]["S"] == "2030-06-01"
+    ttl_attribute = table["TimeToLiveSpecification"]["AttributeName"]
+    assert int(item[ttl_attribute]["N"]) > now.timestamp()
+
+
+def test_partner_bus_archive_keeps_partner_and_refresh_events_for_replay(
+    resources: Resources, template: dict[str, Any]
+) -> None:
+    """Given the archive, then it archives the partner bus's partner and refresh events (what ingest consumes, so
+    a replay re-drives ingest, harmlessly: writes are newest-sequence-wins) for the retention parameter's days."""
+    archive = resources["PartnerBusArchive"]["Properties"]
+
+    assert resources["PartnerBus"]["Type"] == "AWS::Events::EventBus"
+    assert archive["SourceArn"] == getatt("PartnerBus")
+    assert archive["RetentionDays"] == ref("PartnerBusArchiveRetentionDays")
+    assert template["Parameters"]["PartnerBusArchiveRetentionDays"]["Default"] == 30
+    assert archive["EventPattern"] == {"source": sorted(edge.bus_source for edge in EDGE_FUNCTIONS)}
+
+
+# ------------------------------------------------------------------------------------------ partner events and refresh
+@by_edge
+def test_edge_environment_has_exactly_the_variables_the_code_reads(resources: Resources, edge: EdgeFunction) -> None:
+    """Given a function outside the VPC, then its environment has exactly the variables its module reads plus
+    Powertools', wired to this stack: the bus by name, the partner key's id, the endpoints parameter and the
+    credentials secret (by ARN); no cache and no table (it never reaches either)."""
+    variables = resources[edge.function]["Properties"]["Environment"]["Variables"]
+    wiring = {
+        "EVENT_BUS_NAME": ref("PartnerBus"),
+        "PARTNER_KEY_IDS": ref("PartnerApiKey"),
+        "PROVIDER_ENDPOINTS": ref("ProviderEndpoints"),
+        "PROVIDER_CREDENTIALS_SECRET": ref("ProviderCredentialsSecret"),
+        "POWERTOOLS_METRICS_NAMESPACE": "TravelSearch",
+        "POWERTOOLS_LOG_LEVEL": ref("LogLevel"),
+    }
+
+    assert set(variables) == environment_names(edge.source) | {"POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    for name, value in variables.items():
+        assert value == wiring[name], name
+
+
+@by_edge
+def test_edge_function_puts_its_events_on_the_partner_bus_only(resources: Resources, edge: EdgeFunction) -> None:
+    """Given a function outside the VPC, then the source its code puts events with is the one the ingest rules
+    match, and its role may put events on the partner bus and no other."""
+    puts = [
+        statement
+        for statement in inline_statements(resources[edge.role])
+        if any(action.startswith("events:") for action in as_list(statement["Action"]))
+    ]
+
+    assert named_constant(edge.source, "SOURCE") == edge.bus_source
+    assert [(as_list(s["Action"]), as_list(s["Resource"])) for s in puts] == [
+        (["events:PutEvents"], [getatt("PartnerBus")])
+    ]
+
+
+def test_provider_refresh_runs_on_schedule_for_a_provider_it_can_refresh(
+    resources: Resources, template: dict[str, Any]
+) -> None:
+    """Given the refresh schedule, then it runs at the rate parameter (every 15 minutes by default) without a
+    flexible window, invokes the refresh function with a provider that has an endpoint (ProviderEndpoints) and an
+    adapter in the code, retries, and keeps what it could not invoke in the DLQ."""
+    schedules = of_type(resources, "AWS::Scheduler::Schedule")
+    schedule = schedules["ProviderRefreshSchedule"]["Properties"]
+    target = schedule["Target"]
+    endpoints = json.loads(template["Parameters"]["ProviderEndpoints"]["Default"])
+    adapters_node = next(
+        statement.value
+        for statement in module_tree("integrations/provider_refresh.py").body
+        if isinstance(statement, ast.AnnAssign | ast.Assign) and "ADAPTERS" in ast.unparse(statement).split("=")[0]
+    )
+    adapters = {key.value for key in adapters_node.keys if isinstance(key, ast.Constant)}
+
+    assert set(schedules) == {"ProviderRefreshSchedule"}
+    assert schedule["ScheduleExpression"] == ref("ProviderRefreshRate")
+    assert template["Parameters"]["ProviderRefreshRate"]["Default"] == "rate(15 minutes)"
+    assert re.fullmatch(template["Parameters"]["ProviderRefreshRate"]["AllowedPattern"], "rate(15 minutes)")
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert schedule["State"] == "ENABLED"
+    assert target["Arn"] == getatt("ProviderRefreshFunction")
+    assert target["RoleArn"] == getatt("ProviderRefreshScheduleRole")
+    provider = json.loads(target["Input"])["provider"]
+    assert provider in endpoints and provider in adapters
+    assert all(url.startswith("https://") for url in endpoints.values())
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert 60 <= target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400
+    assert target["DeadLetterConfig"] == {"Arn": getatt("RuleTargetDlq")}
+
+
+def test_provider_credentials_are_a_secret_without_tokens_in_the_template(resources: Resources) -> None:
+    """Given the provider credentials secret, then the template holds only an empty JSON object (operators put the
+    tokens), and the refresh function gets its ARN, never a resolved value in its environment."""
+    secret = resources["ProviderCredentialsSecret"]
+    variables = resources["ProviderRefreshFunction"]["Properties"]["Environment"]["Variables"]
+
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert json.loads(secret["Properties"]["SecretString"]) == {}
+    assert variables["PROVIDER_CREDENTIALS_SECRET"] == ref("ProviderCredentialsSecret")
+    assert "resolve:secretsmanager" not in json.dumps(variables)
+
+
+# ------------------------------------------------------------------------------------------ API: the partner route
+class AcceptingBus:
+    """Publisher that puts every entry."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def publish(self, entries: list[dict[str, Any]]) -> list[int]:
+        self.entries += entries
+        return []
+
+
+def valid_examples() -> list[Any]:
+    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(SCHEMA_DIR.glob("examples/*/valid/*.json"))]
+
+
+def test_partner_route_takes_the_provider_from_the_path_and_a_batch_body(openapi: dict[str, Any]) -> None:
+    """Given POST /v1/providers/{provider}/events, then the provider is a required path parameter with the pattern
+    the code enforces, and the body is a required JSON PartnerEventBatch of 1 to MAX_EVENTS events."""
+    path, method = PARTNER_ROUTE
+    operation = openapi["paths"][path][method]
+    (parameter,) = operation["parameters"]
+    batch = openapi["components"]["schemas"]["PartnerEventBatch"]
+    events = batch["properties"]["events"]
+
+    assert (parameter["name"], parameter["in"], parameter["required"]) == ("provider", "path", True)
+    assert parameter["schema"]["pattern"] == f"^{PROVIDER.pattern}$"
+    assert re.fullmatch(parameter["schema"]["pattern"], "skylink")
+    assert not re.fullmatch(parameter["schema"]["pattern"], "Sky/Link")
+    assert operation["requestBody"]["required"] is True
+    body_schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert dereference(openapi, body_schema) is batch
+    assert (events["minItems"], events["maxItems"]) == (
+        1,
+        MAX_EVENTS,
+    )
+    assert openapi["x-amazon-apigateway-request-validators"][operation["x-amazon-apigateway-request-validator"]] == {
+        "validateRequestParameters": True,
+        "validateRequestBody": False,
+    }
+
+
+def test_partner_event_schema_is_the_envelope_of_the_event_schemas(openapi: dict[str, Any]) -> None:
+    """Given PartnerEvent, then it is schemas/events/envelope.v1.json (same required fields and property schemas,
+    closed), and every valid example event of every schema validates against it."""
+    envelope = json.loads((SCHEMA_DIR / "envelope.v1.json").read_text(encoding="utf-8"))
+    schema = openapi["components"]["schemas"]["PartnerEvent"]
+    validator = validator_for(openapi, "PartnerEvent")
+    batch = validator_for(openapi, "PartnerEventBatch")
+
+    assert set(schema["required"]) == set(envelope["required"])
+    assert schema["additionalProperties"] is False
+    for name, envelope_property in envelope["properties"].items():
+        assert {k: v for k, v in schema["properties"][name].items() if k != "description"} == {
+            k: v for k, v in envelope_property.items() if k != "description"
+        }, name
+    examples = valid_examples()
+    assert examples
+    for example in examples:
+        validator.validate(example)
+    batch.validate({"events": examples})
+    with pytest.raises(ValidationError):
+        batch.validate({"events": []})
+
+
+def test_partner_route_documents_its_responses(openapi: dict[str, Any]) -> None:
+    """Given the partner route, then 202 returns PartnerEventsAccepted with X-Cache and X-Request-Id, and every
+    error it can answer (400 bad batch, 403 not a partner key, 413 too large, 429, 500, 503 bus down) is Error."""
+    path, method = PARTNER_ROUTE
+    responses = openapi["paths"][path][method]["responses"]
+    schemas = openapi["components"]["schemas"]
+
+    assert set(responses) == {"202", "413", *ERROR_STATUSES}
+    accepted = dereference(openapi, responses["202"])
+    assert dereference(openapi, accepted["content"]["application/json"]["schema"]) is schemas["PartnerEventsAccepted"]
+    assert set(accepted["headers"]) == {"X-Cache", "X-Request-Id"}
+    for status in set(responses) - {"202"}:
+        response = dereference(openapi, responses[status])
+        assert dereference(openapi, response["content"]["application/json"]["schema"]) is schemas["Error"], status
+
+
+def test_partner_route_schema_is_exactly_what_the_code_renders(openapi: dict[str, Any]) -> None:
+    """Given a batch of a valid event, an event without an id and one with an id but nothing else, when the partner
+    events code accepts it with a partner key, then it answers 202 with a body that validates against
+    PartnerEventsAccepted (a rejection's id is null when the event has none), whose objects are closed with every
+    property required."""
+    bus = AcceptingBus()
+    partner_events = PartnerEvents("partners", frozenset({"partner-key"}), event_contracts(), bus)
+    (valid, *_) = valid_examples()
+    request = ApiRequest(
+        query={},
+        path={"provider": "skylink"},
+        headers={},
+        body=json.dumps({"events": [valid, {"type": "FlightOffersUpdated"}, {"id": "e-2"}]}),
+        request_id="request-1",
+        api_key_id="partner-key",
+    )
+    validator = validator_for(openapi, "PartnerEventsAccepted")
+
+    reply = partner_events.accept(request)
+    body = json.loads(reply.body)
+
+    assert reply.status == 202
+    validator.validate(body)
+    assert body["accepted"] == len(bus.entries) == 1
+    assert [(rejection["index"], rejection["id"]) for rejection in body["rejected"]] == [(1, None), (2, "e-2")]
+    objects = [node for node in walk(validator.schema) if isinstance(node, dict) and "properties" in node]
+    for node in objects:
+        assert node.get("additionalProperties") is False, node
+        assert set(node["required"]) == set(node["properties"]), node
+    with pytest.raises(ValidationError):
+        validator.validate({**body, "unexpected": 1})
+
+
+# ------------------------------------------------------------------------------------------ change events
+@by_pipe
+def test_change_pipe_puts_inserts_and_updates_of_its_table_on_the_bus(resources: Resources, pipe: ChangePipe) -> None:
+    """Given a change pipe, then it reads its table's stream (new and old images) from the latest record, only
+    inserts and updates (not TTL deletions), puts them on the partner bus as <Thing>Changed from
+    travel-search.changes, and a record it cannot deliver after its retries is isolated (bisect) and kept in the
+    DLQ instead of blocking the shard."""
+    properties = resources[pipe.pipe]["Properties"]
+    stream = properties["SourceParameters"]["DynamoDBStreamParameters"]
+    (pattern,) = properties["SourceParameters"]["FilterCriteria"]["Filters"]
+    bus = properties["TargetParameters"]["EventBridgeEventBusParameters"]
+
+    assert resources[pipe.table]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert properties["Source"] == getatt(pipe.table, "StreamArn")
+    assert properties["RoleArn"] == getatt(f"{pipe.pipe}Role")
+    assert stream["StartingPosition"] == "LATEST"
+    assert 1 <= stream["BatchSize"] <= 10  # one PutEvents call takes at most 10 entries
+    assert stream["DeadLetterConfig"] == {"Arn": getatt("ChangePipeDlq")}
+    assert stream["MaximumRetryAttempts"] >= 1
+    assert stream["OnPartialBatchItemFailure"] == "AUTOMATIC_BISECT"
+    assert json.loads(pattern["Pattern"]) == {"eventName": ["INSERT", "MODIFY"]}
+    assert properties["Target"] == getatt("PartnerBus")
+    assert bus == {"Source": CHANGE_SOURCE, "DetailType": pipe.detail_type}
+    assert re.fullmatch(r"[A-Z][a-z]+[A-Z][a-z]+Changed", pipe.detail_type)
+
+
+@by_pipe
+def test_change_pipe_forwards_attributes_the_code_writes(resources: Resources, pipe: ChangePipe) -> None:
+    """Given a change pipe's input template, when the pipe fills it in, then it is a JSON object, and every stream
+    path it reads is an attribute of the item as the domain's code writes it, with that DynamoDB type: the keys
+    (route or city, sort key), the new sequence and the price. A renamed attribute would forward empty values."""
+    template_text = resources[pipe.pipe]["Properties"]["TargetParameters"]["InputTemplate"]
+    item = pipe.sample_item()
+    paths = re.findall(r"<\$\.dynamodb\.(Keys|NewImage)\.(\w+)\.(\w+)>", template_text)
+
+    assert isinstance(json.loads(re.sub(r"<[^>]+>", "value", template_text)), dict)
+    assert len(paths) == len(re.findall(r"<\$\.dynamodb\.", template_text)), "every stream path is checked"
+    for image, attribute, attribute_type in paths:
+        assert attribute in item and attribute_type in item[attribute], (image, attribute, attribute_type)
+        if image == "Keys":
+            assert attribute in {"pk", "sk"}
+    forwarded = {attribute for _, attribute, _ in paths}
+    assert forwarded >= {"pk", "sk", "sequence", pipe.value_attribute}
+
+
+def test_every_pipe_logs_to_a_log_group_with_retention(resources: Resources) -> None:
+    """Given every pipe, then it logs its errors to a log group of this stack that has a retention."""
+    pipes = of_type(resources, "AWS::Pipes::Pipe")
+
+    assert set(pipes) == {pipe.pipe for pipe in CHANGE_PIPES}
+    for name, pipe in pipes.items():
+        logging_config = pipe["Properties"]["LogConfiguration"]
+        assert logging_config["Level"] in {"ERROR", "INFO", "TRACE"}, name
+        (log_group,) = referenced_ids(logging_config["CloudwatchLogsLogDestination"]["LogGroupArn"])
+        assert resources[log_group]["Type"] == "AWS::Logs::LogGroup", name
+        assert resources[log_group]["Properties"]["RetentionInDays"], name
+
+
+# ------------------------------------------------------------------------------------------ ingest observability
+def test_every_dead_letter_queue_has_an_alarm_that_fires_on_one_message(resources: Resources) -> None:
+    """Given every DLQ, then an alarm fires as soon as one message waits in it (nothing is lost silently), and
+    stays quiet while the queue reports nothing."""
+    for dlq in dead_letter_queues(resources):
+        alarms = [
+            alarm["Properties"]
+            for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values()
+            if alarm["Properties"].get("Namespace") == "AWS/SQS"
+            and alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            and alarm["Properties"]["Dimensions"] == [{"Name": "QueueName", "Value": getatt(dlq, "QueueName")}]
+        ]
+        (alarm,) = alarms
+        assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+            "Maximum",
+            0,
+            "GreaterThanThreshold",
+        ), dlq
+        assert alarm["EvaluationPeriods"] == 1, dlq
+        assert alarm["TreatMissingData"] == "notBreaching", dlq
+
+
+@by_ingest
+def test_ingest_alarms_watch_lag_quarantine_and_failed_writes(
+    resources: Resources, template: dict[str, Any], ingest: IngestDomain
+) -> None:
+    """Given an ingest domain, then alarms fire when its queue's oldest message is older than the parameter (300 s by
+    default), when any event is quarantined, and when writes keep failing, on the EMF metrics the ingest code
+    counts under the handler's own dimensions."""
+    properties = [alarm["Properties"] for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values()]
+    dimensions = [{"Name": name, "Value": value} for name, value in ingest_metric_dimensions(ingest).items()]
+
+    (age,) = [
+        p
+        for p in properties
+        if p.get("MetricName") == "ApproximateAgeOfOldestMessage"
+        and p["Dimensions"] == [{"Name": "QueueName", "Value": getatt(ingest.queue, "QueueName")}]
+    ]
+    assert (age["Threshold"], age["ComparisonOperator"]) == (ref("IngestMaxMessageAgeSeconds"), "GreaterThanThreshold")
+    assert template["Parameters"]["IngestMaxMessageAgeSeconds"]["Default"] == 300
+    for metric, threshold in (("EventQuarantined", 0), ("IngestFailed", None)):
+        assert metric in counted_metrics("integrations/ingest.py")
+        (alarm,) = [
+            p
+            for p in properties
+            if p.get("Namespace") == "TravelSearch"
+            and p["MetricName"] == metric
+            and sorted(p["Dimensions"], key=lambda d: d["Name"]) == dimensions
+        ]
+        assert alarm["Statistic"] == "Sum", metric
+        assert alarm["TreatMissingData"] == "notBreaching", metric
+        if threshold is not None:
+            assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (threshold, "GreaterThanThreshold")
+
+
+@by_ingest
+def test_dashboard_shows_the_ingest_row(resources: Resources, ingest: IngestDomain) -> None:
+    """Given an ingest domain, then the dashboard shows its queue's depth and age, its DLQ's depth, its function's
+    errors and throttles, and the events it ingested and quarantined."""
+    dashboard = render_dashboard(sub_text(resources["Dashboard"]["Properties"]["DashboardBody"]))
+    rows = [values for widget in dashboard["widgets"] for values, _ in metric_rows(widget) if values]
+    shown = {(values[0], values[1], json.dumps(metric_dimensions(values), sort_keys=True)) for values in rows}
+
+    def on(namespace: str, metric: str, dimensions: dict[str, str]) -> bool:
+        return (namespace, metric, json.dumps(dimensions, sort_keys=True)) in shown
+
+    for metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
+        assert on("AWS/SQS", metric, {"QueueName": f"{ingest.queue}.QueueName"}), metric
+    assert on("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": f"{ingest.dlq}.QueueName"})
+    for metric in ("Errors", "Throttles"):
+        assert on("AWS/Lambda", metric, {"FunctionName": ingest.function}), metric
+    for metric in ("EventIngested", "EventQuarantined", "IngestFailed"):
+        assert metric in counted_metrics("integrations/ingest.py"), metric
+        assert on("TravelSearch", metric, ingest_metric_dimensions(ingest)), metric
+
+
+def test_dashboard_shows_every_dead_letter_queue(resources: Resources) -> None:
+    """Given every DLQ, then the dashboard shows how many messages wait in it."""
+    dashboard = render_dashboard(sub_text(resources["Dashboard"]["Properties"]["DashboardBody"]))
+    shown = {
+        metric_dimensions(values)["QueueName"]
+        for widget in dashboard["widgets"]
+        for values, _ in metric_rows(widget)
+        if values[:2] == ["AWS/SQS", "ApproximateNumberOfMessagesVisible"]
+    }
+
+    assert {f"{dlq}.QueueName" for dlq in dead_letter_queues(resources)} <= shown
