@@ -1,8 +1,9 @@
 """``python -m local``: serve the whole API on http://127.0.0.1:3000 (``make run``).
 
 No AWS account, no Docker: a private redis-server (or ``REDIS_URL``), an in-process moto server,
-tables and seed data from template.yaml, and the gateway emulator. Ctrl-C (or SIGTERM) stops the
-server, moto and redis-server, and removes the state file.
+tables, queues, the partner bus and its rules and seed data from template.yaml, the gateway
+emulator, the ingest pollers, the schedules (``--schedule-every`` for demos) with a fake skylink
+provider, and the change pipes. Ctrl-C (or SIGTERM) stops all of it and removes the state file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlencode
 
+from local.fake_provider import NAME as FAKE_PROVIDER
 from local.stack import DEFAULT_STATE_FILE, LocalServer, LocalStack, write_state
 
 logger = logging.getLogger("local")
@@ -46,6 +48,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="fraction of the seed data (default $SEED_SCALE or 1.0 = 240 routes x 60 days)",
     )
     parser.add_argument(
+        "--schedule-every",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="run every schedule (the provider refresh) this often instead of its template rate, e.g. 30 for a demo",
+    )
+    parser.add_argument(
         "--seed-wait",
         action="store_true",
         help="write all seed data before serving (default: the example routes first, the rest in the background)",
@@ -53,11 +62,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < seconds <= 86_400:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 86400 seconds")
+    return seconds
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def curl_examples(stack: LocalStack, url: str) -> list[str]:
+def curl_examples(stack: LocalStack, url: str, state_file: Path | None = None) -> list[str]:
     """Ready-to-paste commands for a first look at the API."""
     keys = stack.api_keys
     key = keys.get("basic") or next(iter(keys.values()), "")
@@ -83,6 +102,54 @@ def curl_examples(stack: LocalStack, url: str) -> list[str]:
             ]
     if health:
         lines += ["# health, no key needed → 200", f"curl -si {url}{health}"]
+    return lines + partner_push_examples(stack, url, state_file)
+
+
+def partner_push_examples(stack: LocalStack, url: str, state_file: Path | None = None) -> list[str]:
+    """The partner push of ``stack.json`` as curl commands, and how to see its effect."""
+    push = stack.partner_push
+    keys = stack.api_keys
+    search_path = next((r.resource for r in stack.gateway.routes if r.resource.endswith("/flights/search")), None)
+    if push is None or "partner" not in keys or search_path is None:
+        return []
+    body = json.dumps(push["body"], separators=(",", ":"))
+    search = f"{url}{search_path}?{urlencode(push['search'])}"
+    basic = keys.get("basic", keys["partner"])
+    return [
+        f"# partner push (partner key): a new lowest price {push['lowest_price']} for the flights example → 202",
+        f"curl -si -X POST -H 'x-api-key: {keys['partner']}' -H 'content-type: application/json' \\",
+        f"  -d {shlex.quote(body)} \\",
+        f"  {url}{push['path']}",
+        *(
+            [
+                "# (or from the state file:) "
+                f"jq -c .examples.partner_push.body {shlex.quote(str(state_file))} | curl -si -X POST "
+                f"-H 'x-api-key: {keys['partner']}' -H 'content-type: application/json' -d @- {url}{push['path']}"
+            ]
+            if state_file is not None
+            else []
+        ),
+        f"# then, within a second or two, the search answers X-Cache: MISS with {push['lowest_price']} first",
+        f"curl -si -H 'x-api-key: {basic}' {shlex.quote(search)}",
+        "# the same push again (or with a lower sequence) changes nothing: the search stays X-Cache: HIT",
+        "# a basic key on the push route → 403; an invalid event → 202 with the rejected field named",
+    ]
+
+
+def schedule_summary(stack: LocalStack) -> list[str]:
+    """What runs on its own: the schedules and the fake provider they pull from."""
+    lines = []
+    for runner in stack.schedules:
+        if runner.period is None:
+            every = f"{runner.schedule.expression}: not run locally (--schedule-every SECONDS runs it)"
+        elif stack.schedule_every is None:
+            every = f"every {runner.period:g}s ({runner.schedule.expression}; --schedule-every SECONDS for a demo)"
+        else:
+            every = f"every {runner.period:g}s (--schedule-every)"
+        lines.append(f"Schedule {runner.schedule.logical_id}: {runner.schedule.function} {every}")
+    if stack.provider is not None:
+        routes = ", ".join(f"{origin}-{destination}" for origin, destination in stack.provider.routes)
+        lines.append(f"Fake {FAKE_PROVIDER} provider (the refresh pulls it): {stack.provider.url}/fares ({routes})")
     return lines
 
 
@@ -95,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed_scale=args.seed_scale,
         seed_in_background=not args.seed_wait,
         redis_url=os.environ.get("REDIS_URL") or None,
+        schedule_every=args.schedule_every,
     )
     server: LocalServer | None = None
     wrote_state = False
@@ -114,8 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"API keys by tier: {json.dumps(stack.api_keys)}", flush=True)
         if stack.seed is not None and stack.seed.seeding:
             print("Example routes are seeded; the rest follows in the background (a few minutes).", flush=True)
+        print("\n".join(schedule_summary(stack)), flush=True)
         print(f"State (url, keys, examples): {args.state_file}\n", flush=True)
-        print("\n".join(curl_examples(stack, server.url)) + "\n\nCtrl-C stops everything.", flush=True)
+        print("\n".join(curl_examples(stack, server.url, args.state_file)) + "\n\nCtrl-C stops everything.", flush=True)
         threading.Event().wait()  # until a stop signal raises KeyboardInterrupt here
     except KeyboardInterrupt:
         logger.info("stopping")

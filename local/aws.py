@@ -139,3 +139,17 @@ class MotoEndpoint:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def forget_shard_iterator(iterator: str, *, region: str = DEFAULT_REGION, account_id: str = LOCAL_ACCOUNT_ID) -> None:
+    """Drop a used DynamoDB Streams shard iterator from the in-process moto server.
+
+    moto keeps every iterator it hands out (each GetRecords answer carries a new one), so a pipe
+    polling once a second would grow the process by megabytes an hour. A no-op if moto changes.
+    """
+    try:
+        from moto.dynamodbstreams.models import dynamodbstreams_backends  # noqa: PLC0415
+
+        dynamodbstreams_backends[account_id][region].shard_iterators.pop(iterator, None)
+    except Exception:  # an emulator detail, never worth failing a pipe for
+        logger.debug("could not drop shard iterator", exc_info=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
 import string
@@ -31,6 +32,18 @@ _GENERATED_ID_TYPES = frozenset(
         "AWS::ApiGateway::Resource",
     }
 )
+# The property that names a resource, by type: when the template sets it, Ref and the ARN use it (as in AWS).
+_NAME_PROPERTIES = {
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::Events::EventBus": "Name",
+    "AWS::Events::Rule": "Name",
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::Pipes::Pipe": "Name",
+    "AWS::Scheduler::Schedule": "Name",
+    "AWS::SecretsManager::Secret": "Name",
+    "AWS::SNS::Topic": "TopicName",
+    "AWS::SQS::Queue": "QueueName",
+}
 _SUB_PATTERN = re.compile(r"\$\{([^}]*)\}")
 _DYNAMIC_REFERENCE = re.compile(r"\{\{resolve:([a-z-]+):([^}]*)\}\}")
 
@@ -90,15 +103,55 @@ class Intrinsics:
     # --- names ------------------------------------------------------------------------------
 
     def physical_id(self, logical_id: str) -> str:
-        """What ``Ref`` gives for a resource locally."""
+        """What ``Ref`` gives for a resource locally (as CloudFormation documents it per type)."""
         if logical_id in self._physical_ids:
             return self._physical_ids[logical_id]
         resource_type = self.resource_type(logical_id)
         if resource_type in _GENERATED_ID_TYPES:
             return generated_id(logical_id)
-        if resource_type == "AWS::SNS::Topic":
+        if resource_type in ("AWS::SNS::Topic", "AWS::SecretsManager::Secret"):
             return self.arn(logical_id)
+        if resource_type == "AWS::SQS::Queue":
+            return self.queue_url(logical_id)
+        if resource_type == "AWS::Events::Rule":
+            bus = self.rule_bus(logical_id)
+            return self.name(logical_id) if bus == "default" else f"{bus}|{self.name(logical_id)}"
+        return self.name(logical_id)
+
+    def name(self, logical_id: str) -> str:
+        """A resource's name: its name property when the template sets one, else ``<stack>-<logical id>``."""
+        resource_type = self.resource_type(logical_id)
+        name_property = _NAME_PROPERTIES.get(resource_type)
+        explicit = (self.resources[logical_id].get("Properties") or {}).get(name_property) if name_property else None
+        if explicit is not None:
+            value = self.resolve(explicit)
+            if isinstance(value, str) and value:
+                return value
         return f"{self.stack_name}-{logical_id}"
+
+    def bind(self, logical_id: str, physical_id: str) -> None:
+        """Use the emulator's own id for a resource (a secret's ARN has a random suffix AWS chooses)."""
+        self._physical_ids[logical_id] = physical_id
+
+    def queue_url(self, logical_id: str) -> str:
+        # The URL CloudFormation returns; boto3 sends the request to AWS_ENDPOINT_URL whatever its host.
+        return f"https://sqs.{self.region}.amazonaws.com/{self.account_id}/{self.name(logical_id)}"
+
+    def rule_bus(self, logical_id: str) -> str:
+        """The name of the bus an ``AWS::Events::Rule`` is on (``EventBusName`` may be a name or an ARN)."""
+        bus = self.resolve((self.resources[logical_id].get("Properties") or {}).get("EventBusName", "default"))
+        return str(bus).rsplit("event-bus/", 1)[-1]
+
+    def logical_id_of(self, value: Any) -> str | None:
+        """The resource a ``Ref``/``Fn::GetAtt`` points at (``None`` for anything else)."""
+        target: Any = None
+        if isinstance(value, dict) and len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                target = argument
+            elif key == "Fn::GetAtt":
+                target = argument.split(".", 1)[0] if isinstance(argument, str) else argument[0]
+        return target if isinstance(target, str) and target in self.resources else None
 
     def resource_type(self, logical_id: str) -> str:
         try:
@@ -109,7 +162,9 @@ class Intrinsics:
 
     def arn(self, logical_id: str) -> str:
         resource_type = self.resource_type(logical_id)
-        name = f"{self.stack_name}-{logical_id}"
+        if resource_type == "AWS::SecretsManager::Secret" and logical_id in self._physical_ids:
+            return self._physical_ids[logical_id]
+        name = self.name(logical_id)
         service = resource_type.split("::")[1].lower()
         prefix = f"arn:aws:{service}:{self.region}:{self.account_id}"
         by_type = {
@@ -119,7 +174,13 @@ class Intrinsics:
             "AWS::SNS::Topic": f"{prefix}:{name}",
             "AWS::Events::EventBus": f"{prefix}:event-bus/{name}",
             "AWS::IAM::Role": f"arn:aws:iam::{self.account_id}:role/{name}",
+            "AWS::Scheduler::Schedule": f"{prefix}:schedule/default/{name}",
+            # AWS adds 6 random characters; bind() replaces this with the emulator's ARN.
+            "AWS::SecretsManager::Secret": f"{prefix}:secret:{name}-{generated_id(logical_id, 6)}",
         }
+        if resource_type == "AWS::Events::Rule":
+            bus = self.rule_bus(logical_id)
+            return f"{prefix}:rule/{name}" if bus == "default" else f"{prefix}:rule/{bus}/{name}"
         return by_type.get(resource_type, f"{prefix}:{resource_type.split('::')[-1].lower()}/{name}")
 
     def get_att(self, logical_id: str, attribute: str) -> Any:
@@ -133,7 +194,9 @@ class Intrinsics:
         if resource_type == "AWS::DynamoDB::Table" and attribute == "StreamArn":
             return f"{self.arn(logical_id)}/stream/1970-01-01T00:00:00.000"
         if attribute in ("Name", "QueueName", "TopicName"):
-            return f"{self.stack_name}-{logical_id}"
+            return self.name(logical_id)
+        if resource_type == "AWS::SQS::Queue" and attribute == "QueueUrl":
+            return self.queue_url(logical_id)
         if resource_type == "AWS::ApiGateway::RestApi" and attribute == "RootResourceId":
             return generated_id(f"{logical_id}/", 10)
         raise UnresolvableError(f"Fn::GetAtt {logical_id}.{attribute} ({resource_type}) has no local value")
@@ -259,11 +322,48 @@ class Intrinsics:
             service = match.group(1)
             if service not in ("secretsmanager", "ssm-secure"):
                 raise UnresolvableError(f"dynamic reference {match.group(0)!r} has no local value")
+            whole_secret = self._template_secret(match.group(2)) if service == "secretsmanager" else None
+            if whole_secret is not None:
+                return self.secret_string(whole_secret)
             # One random value per reference and run: every function that reads the same secret
             # sees the same value, and nothing real is ever needed.
             return self._secrets.setdefault(match.group(0), secrets.token_urlsafe(32))
 
         return _DYNAMIC_REFERENCE.sub(replace, text)
+
+    def _template_secret(self, reference: str) -> str | None:
+        """The template secret a ``{{resolve:secretsmanager:<id>[:SecretString]}}`` reads whole, if any."""
+        for logical_id, resource in self.resources.items():
+            if resource["Type"] != "AWS::SecretsManager::Secret":
+                continue
+            for identifier in (self.arn(logical_id), self.name(logical_id)):
+                if reference in (identifier, f"{identifier}:SecretString", f"{identifier}:SecretString:"):
+                    return logical_id
+        return None
+
+    def secret_string(self, logical_id: str) -> str:
+        """A template secret's local value: its ``SecretString``, or one generated per run.
+
+        Dynamic references to the whole secret resolve to this value too, so a function reading the
+        secret from Secrets Manager and one given it at deploy time see the same thing.
+        """
+        key = f"secret:{logical_id}"
+        if key not in self._secrets:
+            properties = self.resolve(self.resources[logical_id].get("Properties") or {})
+            value = properties.get("SecretString")
+            if value is None:
+                generate = properties.get("GenerateSecretString") or {}
+                value = secrets.token_urlsafe(32)
+                if generate.get("SecretStringTemplate") and generate.get("GenerateStringKey"):
+                    document = json.loads(generate["SecretStringTemplate"])
+                    document[generate["GenerateStringKey"]] = value
+                    value = json.dumps(document)
+            self._secrets[key] = str(value)
+        return self._secrets[key]
+
+    def set_secret_string(self, logical_id: str, value: str) -> None:
+        """Give a template secret a local value of its own (a provider token instead of ``{}``)."""
+        self._secrets[f"secret:{logical_id}"] = value
 
     def sub_references(self, text: str) -> list[str]:
         """The ``${...}`` names a ``Fn::Sub`` string refers to (``!`` escapes excluded)."""

@@ -1,13 +1,15 @@
-"""Create the template's tables in moto and give the functions their local environment.
+"""Create the template's resources in moto and give the functions their local environment.
 
-Tables are built from each ``AWS::DynamoDB::Table``'s own properties, so the local stack and the
-tests cannot drift from the template. Function environments are the template's
-``Environment.Variables`` with every intrinsic resolved locally (see :mod:`local.intrinsics`) and
-a few deliberate local overrides (plain-TCP Redis without IAM auth, no X-Ray).
+Tables, queues, event buses, rules, archives and secrets are built from the template's own
+properties, so the local stack and the tests cannot drift from the template. Function
+environments are the template's ``Environment.Variables`` with every intrinsic resolved locally
+(see :mod:`local.intrinsics`) and a few deliberate local overrides (plain-TCP Redis without IAM
+auth, no X-Ray, the fake provider's URL).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -95,14 +97,20 @@ def _as_env_value(value: Any) -> str:
     return str(value)
 
 
-def function_environment(intrinsics: Intrinsics, logical_id: str) -> dict[str, str]:
-    """One function's environment variables, resolved for the local stack."""
+def function_environment(
+    intrinsics: Intrinsics, logical_id: str, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """One function's environment variables, resolved for the local stack.
+
+    ``overrides`` replace the value of variables the function has (they never add variables).
+    """
     properties = intrinsics.resources[logical_id].get("Properties", {})
     variables = (properties.get("Environment") or {}).get("Variables") or {}
+    replaced = {**LOCAL_OVERRIDES, **(overrides or {})}
     environment: dict[str, str] = {}
     for name, raw in variables.items():
-        if name in LOCAL_OVERRIDES:
-            environment[name] = LOCAL_OVERRIDES[name]
+        if name in replaced:
+            environment[name] = replaced[name]
             continue
         try:
             value = intrinsics.resolve(raw)
@@ -114,13 +122,26 @@ def function_environment(intrinsics: Intrinsics, logical_id: str) -> dict[str, s
     return environment
 
 
-def function_environments(intrinsics: Intrinsics) -> dict[str, dict[str, str]]:
+def function_environments(
+    intrinsics: Intrinsics, overrides: Mapping[str, str] | None = None
+) -> dict[str, dict[str, str]]:
     """Function logical id → its local environment, for every function under the defaults."""
     return {
-        logical_id: function_environment(intrinsics, logical_id)
-        for logical_id, resource in intrinsics.resources.items()
-        if resource["Type"] == "AWS::Lambda::Function" and intrinsics.included(logical_id)
+        logical_id: function_environment(intrinsics, logical_id, overrides)
+        for logical_id in resources_of_type(intrinsics, "AWS::Lambda::Function")
     }
+
+
+def environment_references(intrinsics: Intrinsics, variable: str) -> set[str]:
+    """Logical ids that functions' ``variable`` refers to (``!Ref``/``!GetAtt``), e.g. a secret."""
+    found = set()
+    for logical_id in resources_of_type(intrinsics, "AWS::Lambda::Function"):
+        properties = intrinsics.resources[logical_id].get("Properties") or {}
+        raw = ((properties.get("Environment") or {}).get("Variables") or {}).get(variable)
+        target = intrinsics.logical_id_of(raw)
+        if target is not None:
+            found.add(target)
+    return found
 
 
 def merge_environments(environments: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
@@ -142,3 +163,138 @@ def merge_environments(environments: Mapping[str, Mapping[str, str]]) -> dict[st
             merged[name] = value
             owners.setdefault(name, function)
     return merged
+
+
+# --- queues, event buses, rules, archives, secrets ------------------------------------------------
+
+
+def resources_of_type(intrinsics: Intrinsics, resource_type: str) -> list[str]:
+    """Logical ids of one type that exist under the default parameters, in template order."""
+    return [
+        logical_id
+        for logical_id, resource in intrinsics.resources.items()
+        if resource["Type"] == resource_type and intrinsics.included(logical_id)
+    ]
+
+
+# Queue properties that are SQS attributes of the same name (the others are CloudFormation's own).
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "SqsManagedSseEnabled",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+)
+
+
+def _queue_attributes(properties: Mapping[str, Any]) -> dict[str, str]:
+    attributes = {name: _as_env_value(properties[name]) for name in _QUEUE_ATTRIBUTES if name in properties}
+    for name in ("RedrivePolicy", "RedriveAllowPolicy"):
+        if name in properties:
+            value = properties[name]
+            attributes[name] = value if isinstance(value, str) else json.dumps(value)
+    return attributes
+
+
+def create_queues(sqs: Any, intrinsics: Intrinsics) -> dict[str, str]:
+    """Create every ``AWS::SQS::Queue`` (dead-letter queues first); logical id → queue URL (its Ref).
+
+    Idempotent: creating a queue that exists with the same attributes returns it.
+    """
+    resolved = {
+        logical_id: intrinsics.resolve(intrinsics.resources[logical_id].get("Properties") or {})
+        for logical_id in resources_of_type(intrinsics, "AWS::SQS::Queue")
+    }
+    # A redrive policy names its DLQ by ARN, and SQS refuses one that does not exist yet.
+    ordered = sorted(resolved, key=lambda logical_id: "RedrivePolicy" in resolved[logical_id])
+    urls: dict[str, str] = {}
+    for logical_id in ordered:
+        name = intrinsics.name(logical_id)
+        sqs.create_queue(QueueName=name, Attributes=_queue_attributes(resolved[logical_id]))
+        urls[logical_id] = intrinsics.queue_url(logical_id)
+        logger.info("queue %s (%s) ready", name, logical_id)
+    return urls
+
+
+def create_event_buses(events: Any, intrinsics: Intrinsics) -> dict[str, str]:
+    """Create every ``AWS::Events::EventBus``; logical id → bus name (its Ref)."""
+    buses: dict[str, str] = {}
+    for logical_id in resources_of_type(intrinsics, "AWS::Events::EventBus"):
+        name = intrinsics.name(logical_id)
+        try:
+            events.create_event_bus(Name=name)
+        except events.exceptions.ResourceAlreadyExistsException:
+            logger.info("event bus %s already exists; reusing it", name)
+        buses[logical_id] = name
+        logger.info("event bus %s (%s) ready", name, logical_id)
+    return buses
+
+
+def _event_pattern(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def create_rules(events: Any, intrinsics: Intrinsics) -> dict[str, str]:
+    """Put every ``AWS::Events::Rule`` with an event pattern, and its targets; logical id → rule name.
+
+    moto delivers a matching ``PutEvents`` entry to SQS targets itself. Scheduled rules are created
+    too (moto does not run them: :mod:`local.schedules` does).
+    """
+    rules: dict[str, str] = {}
+    for logical_id in resources_of_type(intrinsics, "AWS::Events::Rule"):
+        properties = intrinsics.resolve(intrinsics.resources[logical_id].get("Properties") or {})
+        name, bus = intrinsics.name(logical_id), intrinsics.rule_bus(logical_id)
+        rule: dict[str, Any] = {"Name": name, "EventBusName": bus, "State": properties.get("State", "ENABLED")}
+        if "EventPattern" in properties:
+            rule["EventPattern"] = _event_pattern(properties["EventPattern"])
+        if "ScheduleExpression" in properties:
+            rule["ScheduleExpression"] = properties["ScheduleExpression"]
+        if properties.get("Description"):
+            rule["Description"] = properties["Description"]
+        events.put_rule(**rule)
+        targets = properties.get("Targets") or []
+        if targets:
+            events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+        rules[logical_id] = name
+        logger.info("rule %s on %s (%s) with %d target(s) ready", name, bus, logical_id, len(targets))
+    return rules
+
+
+def create_archives(events: Any, intrinsics: Intrinsics) -> dict[str, str]:
+    """Create every ``AWS::Events::Archive`` (replay is then ``events:StartReplay`` against moto)."""
+    archives: dict[str, str] = {}
+    for logical_id in resources_of_type(intrinsics, "AWS::Events::Archive"):
+        properties = intrinsics.resolve(intrinsics.resources[logical_id].get("Properties") or {})
+        name = str(properties.get("ArchiveName") or intrinsics.name(logical_id))
+        archive: dict[str, Any] = {"ArchiveName": name, "EventSourceArn": properties["SourceArn"]}
+        if "EventPattern" in properties:
+            archive["EventPattern"] = _event_pattern(properties["EventPattern"])
+        if "RetentionDays" in properties:
+            archive["RetentionDays"] = int(properties["RetentionDays"])
+        try:
+            events.create_archive(**archive)
+        except events.exceptions.ResourceAlreadyExistsException:
+            logger.info("archive %s already exists; reusing it", name)
+        archives[logical_id] = name
+    return archives
+
+
+def create_secrets(secretsmanager: Any, intrinsics: Intrinsics) -> dict[str, str]:
+    """Create every ``AWS::SecretsManager::Secret`` with its local value; logical id → ARN (its Ref).
+
+    The emulator chooses the ARN's random suffix; it is bound into ``intrinsics`` so Ref agrees.
+    """
+    arns: dict[str, str] = {}
+    for logical_id in resources_of_type(intrinsics, "AWS::SecretsManager::Secret"):
+        name, value = intrinsics.name(logical_id), intrinsics.secret_string(logical_id)
+        try:
+            arn = secretsmanager.create_secret(Name=name, SecretString=value)["ARN"]
+        except secretsmanager.exceptions.ResourceExistsException:
+            arn = secretsmanager.put_secret_value(SecretId=name, SecretString=value)["ARN"]
+        intrinsics.bind(logical_id, arn)
+        arns[logical_id] = arn
+        logger.info("secret %s (%s) ready", name, logical_id)
+    return arns

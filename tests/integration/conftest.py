@@ -7,8 +7,10 @@ is restored before tests/template and tests/unit run in the same pytest session.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import boto3
 import pytest
 from werkzeug.test import Client
 
@@ -18,6 +20,9 @@ from local.stack import LocalStack
 
 # ~5 routes x 60 days (~1,200 offers, a few seconds through moto); `make run` seeds 240 routes.
 TEST_SEED_SCALE = 0.02
+# The provider refresh runs this often while the integration tests run (the template: every 15 minutes).
+# Its fake provider serves routes other than the flights example, so it never invalidates that search.
+TEST_SCHEDULE_SECONDS = 5.0
 
 
 @pytest.fixture(scope="package")
@@ -39,8 +44,9 @@ def local_stack(moto_endpoint: MotoEndpoint) -> Iterator[LocalStack]:
     """The stack ``make run`` serves, started in-process with a small seed and no HTTP server.
 
     It starts its own redis-server rather than sharing ``redis_server``: other tests flush that one.
+    Its ingest path runs too: queue pollers, the change pipes and the provider refresh schedule.
     """
-    with LocalStack(moto=moto_endpoint, seed_scale=TEST_SEED_SCALE) as stack:
+    with LocalStack(moto=moto_endpoint, seed_scale=TEST_SEED_SCALE, schedule_every=TEST_SCHEDULE_SECONDS) as stack:
         yield stack
 
 
@@ -48,3 +54,16 @@ def local_stack(moto_endpoint: MotoEndpoint) -> Iterator[LocalStack]:
 def client(local_stack: LocalStack) -> Client:
     """A test client on the very gateway object ``make run`` serves over HTTP."""
     return Client(local_stack.gateway)
+
+
+@pytest.fixture(scope="package")
+def aws(moto_endpoint: MotoEndpoint) -> Callable[[str], Any]:
+    """boto3 clients on the moto server (``aws("sqs")``), one per service."""
+    clients: dict[str, Any] = {}
+
+    def client_for(service: str) -> Any:
+        if service not in clients:
+            clients[service] = boto3.client(service, endpoint_url=moto_endpoint.url, region_name=moto_endpoint.region)
+        return clients[service]
+
+    return client_for
