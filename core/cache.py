@@ -116,6 +116,8 @@ class CircuitBreaker:
         self._lock = threading.Lock()
 
     def allow(self) -> bool:
+        if self._failures < self._threshold:
+            return True  # closed: the common case reads one int and takes no lock
         with self._lock:
             if self._failures < self._threshold:
                 return True

@@ -8,7 +8,7 @@ nowhere else.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,13 +58,44 @@ class Reply:
     status: int = 200
 
 
+class Headers(Mapping[str, str]):
+    """Request headers by lower-cased name, lowered on first use: an endpoint that reads none (a search
+    answered from the cache) does not pay for lowering the twenty-odd headers API Gateway forwards."""
+
+    __slots__ = ("_lowered", "_raw")
+
+    def __init__(self, raw: Mapping[str, str]) -> None:
+        self._raw = raw
+        self._lowered: dict[str, str] | None = None
+
+    def _names(self) -> dict[str, str]:
+        if self._lowered is None:
+            self._lowered = {name.lower(): value for name, value in self._raw.items()}
+        return self._lowered
+
+    def __getitem__(self, name: str) -> str:
+        return self._names()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return f"Headers({self._names()!r})"
+
+
 def request_id_of(event: Mapping[str, Any]) -> str:
     context = event.get("requestContext") or {}
     return str(context.get("requestId") or "")
 
 
-def parse_event(event: Mapping[str, Any]) -> ApiRequest:
-    """Read a REST (v1.0 payload) proxy event; a query parameter given twice is a 400."""
+def parse_event(event: Mapping[str, Any], request_id: str | None = None) -> ApiRequest:
+    """Read a REST (v1.0 payload) proxy event; a query parameter given twice is a 400.
+
+    ``request_id``: the event's, when the caller has read it already.
+    """
     for name, values in (event.get("multiValueQueryStringParameters") or {}).items():
         if values is not None and len(values) > 1:
             raise InvalidParameter(name, "must be given once")
@@ -73,9 +104,9 @@ def parse_event(event: Mapping[str, Any]) -> ApiRequest:
     return ApiRequest(
         query=event.get("queryStringParameters") or {},
         path=event.get("pathParameters") or {},
-        headers={name.lower(): value for name, value in headers.items()},
+        headers=Headers(headers),
         body=event.get("body"),
-        request_id=request_id_of(event),
+        request_id=request_id_of(event) if request_id is None else request_id,
         api_key_id=str(identity.get("apiKeyId") or ""),
         body_is_base64=bool(event.get("isBase64Encoded")),
     )
@@ -115,7 +146,7 @@ def handle(
     """Run one endpoint: parse the event, map domain errors to 4xx/503, anything else to a logged 500."""
     request_id = request_id_of(event)
     try:
-        reply = endpoint(parse_event(event))
+        reply = endpoint(parse_event(event, request_id))
     except DomainError as error:
         logger.info("request rejected", extra={"error_code": error.code, "reason": error.message})
         return error_response(error, request_id)

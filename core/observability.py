@@ -47,6 +47,10 @@ class EmfMetrics:
         self._stream = stream
         self._counts: dict[str, int] = {}
         self._timings: dict[str, list[float]] = {}
+        # The part of a line that depends only on which metrics it carries, serialised once per set of
+        # names: an invocation then serialises only its values (this runs on every cache hit).
+        self._heads: dict[tuple[str, ...], tuple[bytes, bytes, bool]] = {}
+        self._dimensions_json = orjson.dumps(dimensions)[1:-1]
 
     def count(self, name: str, value: int = 1) -> None:
         self._counts[name] = self._counts.get(name, 0) + value
@@ -56,24 +60,38 @@ class EmfMetrics:
 
     def flush(self) -> None:
         """Write what was recorded since the last flush (nothing when nothing was recorded)."""
-        if not self._counts and not self._timings:
+        counts, timings = self._counts, self._timings
+        if not counts and not timings:
             return
-        definitions = [{"Name": name, "Unit": "Count"} for name in self._counts]
-        definitions += [{"Name": name, "Unit": "Milliseconds"} for name in self._timings]
-        document: dict[str, Any] = {
-            "_aws": {
-                "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [
-                    {"Namespace": self._namespace, "Dimensions": [list(self._dimensions)], "Metrics": definitions}
-                ],
-            },
-            **self._dimensions,
-            **self._counts,
-        }
-        for name, values in self._timings.items():
-            document[name] = values[0] if len(values) == 1 else values
         self._counts, self._timings = {}, {}
-        (self._stream or sys.stdout).write(orjson.dumps(document).decode() + "\n")
+        names = (*counts, "", *timings)  # "" separates counts from timings: no metric is named ""
+        head = self._heads.get(names)
+        if head is None:
+            head = self._head(counts, timings)
+            if len(self._heads) < 64:
+                self._heads[names] = head
+        values: dict[str, Any] = dict(counts)
+        for name, recorded in timings.items():
+            values[name] = recorded[0] if len(recorded) == 1 else recorded
+        if head[2]:  # a metric named like a dimension, or counted and timed: keep one value per key
+            values = {name: value for name, value in values.items() if name not in self._dimensions}
+            values.update((name, counts[name]) for name in counts if name not in self._dimensions)
+        timestamp = str(int(time.time() * 1000)).encode()
+        tail = b"," + orjson.dumps(values)[1:] if values else b"}"
+        (self._stream or sys.stdout).write((head[0] + timestamp + head[1] + tail + b"\n").decode())
+
+    def _head(self, counts: dict[str, int], timings: dict[str, list[float]]) -> tuple[bytes, bytes, bool]:
+        """The line's bytes before and after its timestamp, up to (not including) the metric values."""
+        definitions = [{"Name": name, "Unit": "Count"} for name in counts]
+        definitions += [{"Name": name, "Unit": "Milliseconds"} for name in timings if name not in counts]
+        directives = orjson.dumps(
+            [{"Namespace": self._namespace, "Dimensions": [list(self._dimensions)], "Metrics": definitions}]
+        )
+        dimensions = b"," + self._dimensions_json if self._dimensions else b""
+        clash = any(name in self._dimensions or name in counts for name in timings) or any(
+            name in self._dimensions for name in counts
+        )
+        return b'{"_aws":{"Timestamp":', b',"CloudWatchMetrics":' + directives + b"}" + dimensions, clash
 
 
 class _Invocation(logging.Filter):
@@ -140,11 +158,14 @@ def _tracer() -> Any:
     return Tracer()
 
 
+_UNTRACED: AbstractContextManager[Any] = nullcontext()  # reusable: nullcontext keeps no state
+
+
 def subsegment(name: str) -> AbstractContextManager[Any]:
     """An X-Ray subsegment around a dependency call (Redis, DynamoDB); a no-op when tracing is off."""
     tracer = _tracer()
     if tracer is None:
-        return nullcontext()
+        return _UNTRACED
     return _traced(tracer, name)
 
 

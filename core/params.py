@@ -43,6 +43,8 @@ def calendar_date(params: Mapping[str, str], name: str) -> date:
 
 def whole_number(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     """An optional integer in ``[low, high]`` (at most three digits)."""
+    if name not in params:
+        return default  # the common case, without a call
     value = text(params, name)
     if value is None:
         return default
@@ -53,6 +55,8 @@ def whole_number(params: Mapping[str, str], name: str, default: int, low: int, h
 
 def choice(params: Mapping[str, str], name: str, options: tuple[str, ...], default: str) -> str:
     """An optional value from ``options`` (case-insensitive)."""
+    if name not in params:
+        return default
     value = text(params, name)
     if value is None:
         return default
@@ -63,6 +67,8 @@ def choice(params: Mapping[str, str], name: str, options: tuple[str, ...], defau
 
 def amount(params: Mapping[str, str], name: str) -> Decimal | None:
     """An optional positive money amount with at most two decimals."""
+    if name not in params:
+        return None
     value = text(params, name)
     if value is None:
         return None

@@ -154,7 +154,18 @@ class RedisCacheStore:
         return int(self._command("INCR", generation_key))
 
 
+def cache_policy(ttl_seconds: int) -> CachePolicy:
+    """The policy a function runs with for its ``CACHE_TTL_SECONDS``.
+
+    Empty results live a quarter of the TTL. Every result, empty or not, goes stale when ingest
+    INCRs its scope's generation; the TTL only bounds how long a result can outlive a lost
+    invalidation, and empty answers (a route nobody sells yet) are the ones most likely to be filled
+    by a provider soon. A quarter keeps 96.5 % of the oracle's hits on the benchmark's day at the
+    default 4 h TTL, against 92 % with 30 s (docs/performance.md).
+    """
+    return CachePolicy(ttl_seconds=ttl_seconds, negative_ttl_seconds=max(1, ttl_seconds // 4))
+
+
 def search_cache(domain: str, settings: CacheSettings, metrics: MetricsSink) -> SearchCache:
     """The cache of one search domain over this container's Redis connection (opened on first use)."""
-    policy = CachePolicy(ttl_seconds=settings.ttl_seconds, negative_ttl_seconds=min(30, settings.ttl_seconds))
-    return SearchCache(domain, RedisCacheStore(lambda: connect(settings)), metrics, policy)
+    return SearchCache(domain, RedisCacheStore(lambda: connect(settings)), metrics, cache_policy(settings.ttl_seconds))

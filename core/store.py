@@ -32,7 +32,10 @@ def dynamodb_client() -> Any:
     config = Config(
         connect_timeout=1,
         read_timeout=2,
-        retries={"mode": "standard", "max_attempts": 3},
+        # total_max_attempts counts the first call; botocore's max_attempts would mean 3 retries (4 calls)
+        # and up to 1 + 2 + 4 s of backoff. Three calls back off at most 1 + 2 s, so a throttled search
+        # is a prompt 503, and even 3 read timeouts + backoff stay under the search functions' 10 s timeout.
+        retries={"mode": "standard", "total_max_attempts": 3},
         tcp_keepalive=True,
     )
     return botocore.session.get_session().create_client("dynamodb", config=config)

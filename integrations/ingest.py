@@ -6,7 +6,10 @@ For each SQS record the pipeline
 2. re-validates the partner event against its schema (events can reach the bus by other routes);
 3. turns it into conditional upserts (the domain's mapping) and writes them: the newest
    ``sequence`` per offer or rate wins, so duplicates and out-of-order deliveries change nothing;
-4. after the batch, ``INCR``s the cache generation of every scope it changed, once per scope.
+4. after the batch, ``INCR``s the cache generation of every scope it changed, once per scope. A
+   message SQS delivers again (``ApproximateReceiveCount`` > 1) invalidates every scope it touches,
+   changed or not: the attempt before may have written it and died (a Lambda timeout) before its
+   ``INCR``, and without one the cached searches would show the old data for a whole TTL.
 
 A record that is invalid in any way is quarantined with the reason and acknowledged: it will
 never become valid by retrying. A record whose write fails (throttling, an outage) is reported in
@@ -73,6 +76,14 @@ class DomainIngest:
     to_upserts: ToUpserts
 
 
+def _receive_count(record: Mapping[str, Any]) -> int:
+    """How many times SQS has delivered this message (1 when the record does not say)."""
+    try:
+        return int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1))
+    except (TypeError, ValueError):
+        return 1
+
+
 def quarantine_item(domain: str, message_id: str, body: str, reason: str, now: datetime) -> Item:
     """A quarantine record: operators query one day (``pk``) ordered by arrival (``sk``)."""
     received = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -118,7 +129,7 @@ class IngestPipeline:
             message_id = str(record.get("messageId", ""))
             body = record.get("body") if isinstance(record.get("body"), str) else ""
             try:
-                changed |= self._ingest(body or "")
+                changed |= self._ingest(body or "", redelivered=_receive_count(record) > 1)
             except InvalidEvent as invalid:
                 self._logger.warning("event quarantined", extra={"message_id": message_id, "reason": invalid.reason})
                 quarantined.append(
@@ -139,7 +150,7 @@ class IngestPipeline:
                 self._metrics.count("InvalidationFailed")  # cached results of this scope live out their TTL
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
-    def _ingest(self, body: str) -> set[str]:
+    def _ingest(self, body: str, redelivered: bool = False) -> set[str]:
         event, provider = self._read(body)
         upserts = self._spec.to_upserts(event, provider, self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"))
         changed: set[str] = set()
@@ -149,6 +160,8 @@ class IngestPipeline:
                 self._metrics.count("RecordWritten")
             else:
                 self._metrics.count("RecordUnchanged")
+                if redelivered:
+                    changed.add(upsert.scope)  # see 4. in the module docstring
         self._metrics.count("EventIngested")
         return changed
 

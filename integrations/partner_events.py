@@ -100,6 +100,10 @@ class PartnerEvents:
         events = document.get("events") if isinstance(document, dict) else None
         if not isinstance(events, list) or not 1 <= len(events) <= MAX_EVENTS:
             raise InvalidRequest(f"events: must be a list of 1 to {MAX_EVENTS} events")
+        # Strict, like query parameters: a field the batch does not define is an error, not silently dropped.
+        unknown = sorted(name for name in document if name != "events")
+        if unknown:
+            raise InvalidRequest(f"{unknown[0][:40]}: is not a field of an event batch (only 'events')")
         return events
 
 

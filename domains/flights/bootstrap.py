@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from core.observability import MetricsSink
 from core.page_token import PageTokens
@@ -13,6 +14,9 @@ from domains.flights.offers import FlightOffer, offer_from_item
 from domains.flights.search import FlightSearch
 
 DOMAIN = "flights"
+
+# The botocore client the table uses; None is the container's own (core.store.dynamodb_client).
+_dynamodb_client: Any = None
 
 
 class DynamoOfferSource:
@@ -29,5 +33,17 @@ class DynamoOfferSource:
 def flight_search(metrics: MetricsSink) -> FlightSearch:
     settings = settings_from_env("FLIGHTS_TABLE")
     cache = search_cache(DOMAIN, settings.cache, metrics)
-    source = DynamoOfferSource(DynamoTable(settings.table_name))
+    source = DynamoOfferSource(DynamoTable(settings.table_name, _dynamodb_client))
     return FlightSearch(source, cache, PageTokens(settings.page_token_secret))
+
+
+def use_dynamodb_client(client: Any) -> None:
+    """Wire the function to ``client`` (a botocore DynamoDB client) from its next request on.
+
+    The seam for benchmarks and fault tests, which hand in a client behind botocore's ``Stubber``
+    rather than patching our code; ``None`` goes back to the container's own client. Production
+    never calls it.
+    """
+    global _dynamodb_client
+    _dynamodb_client = client
+    flight_search.cache_clear()

@@ -19,6 +19,7 @@ MAX_DAYS_AHEAD = 365
 PARAMETERS = frozenset({"origin", "destination", "date", "adults", "cabin", "sort", "limit", "max_price", "page_token"})
 
 _IATA = re.compile(r"[A-Z]{3}")
+_MAX_AHEAD = timedelta(days=MAX_DAYS_AHEAD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ def parse_flight_query(params: Mapping[str, str], today: date, tokens: PageToken
     day = p.calendar_date(params, "date")
     if day < today:
         raise InvalidParameter("date", "must not be in the past")
-    if day > today + timedelta(days=MAX_DAYS_AHEAD):
+    if day > today + _MAX_AHEAD:
         raise InvalidParameter("date", f"must be at most {MAX_DAYS_AHEAD} days ahead")
     query = FlightQuery(
         origin=origin,

@@ -339,3 +339,11 @@ def test_python_m_local_serves_http_and_stops_cleanly_on_sigint(tmp_path: Path) 
         time.sleep(0.1)
     assert all(is_gone(pid) for pid in redis_pids), "redis-server outlived python -m local"
     assert not state_file.exists()
+
+
+def test_a_scan_through_the_handlers_dynamodb_client_fails_the_suite(local_stack: LocalStack) -> None:
+    from core.store import dynamodb_client
+    from tests.integration.conftest import ScanAttempted
+
+    with pytest.raises(ScanAttempted):
+        dynamodb_client().scan(TableName="travel-local-flights")

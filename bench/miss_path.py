@@ -1,0 +1,120 @@
+"""``miss_path_vs_client_query``: handler CPU on a cache miss ÷ CPU of the bare botocore Query it makes.
+
+Both sides get the same Stubber response (the seeded offers of the route and day), queued outside the
+timed region; each handler call is made a miss beforehand by INCRing the route's generation, as ingest
+does (also untimed). The handler side is everything a miss costs the function: parse, cache read, lock,
+second read, the Query through ``core.store``, offers from items, filter, rank, render, the fenced
+cache write, EMF. The other side is ``client.query(**the same request)`` on the same client. CPU is
+``time.process_time`` (ours, not redis-server's), summed per batch; the figure is the median batch ratio.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from typing import Any
+
+from bench import fixtures
+from bench.flights_function import FlightsFunction, flights_function
+from bench.results import Figure
+
+GOAL = 1.5
+BATCHES = 25
+CALLS_PER_BATCH = 80
+
+
+def measure(batches: int = BATCHES, calls: int = CALLS_PER_BATCH) -> Figure:
+    with flights_function() as function:
+        invoke, client, stubber = function.invoke, function.client, function.stubber
+        request, response = function.query_request, function.query_response
+        function.invalidate()
+        stubber.add_response("query", response)
+        first, written = function.invoke_capturing()
+        assert first["headers"]["X-Cache"] == "MISS", first["headers"]
+        ratios: list[float] = []
+        handler_cpu: list[float] = []
+        query_cpu: list[float] = []
+        statuses: set[str] = set()
+        cpu = time.process_time
+        with fixtures.stdout_to_devnull():
+            for batch in range(-2, batches):  # two warm-up batches
+                gc.collect()
+                handler_total = query_total = 0.0
+                for _ in range(calls):
+                    function.invalidate()
+                    stubber.add_response("query", response)
+                    started = cpu()
+                    result = invoke()
+                    handler_total += cpu() - started
+                    statuses.add(result["headers"]["X-Cache"])
+                    stubber.add_response("query", response)
+                    started = cpu()
+                    client.query(**request)
+                    query_total += cpu() - started
+                stubber.assert_no_pending_responses()
+                if batch >= 0:
+                    handler_cpu.append(handler_total / calls)
+                    query_cpu.append(query_total / calls)
+                    ratios.append(handler_total / query_total)
+        if statuses != {"MISS"}:
+            raise RuntimeError(f"every timed call should have been a miss, got {statuses}")
+        breakdown = _breakdown(function)
+    return Figure(
+        name="miss_path_vs_client_query",
+        value=fixtures.median(ratios),
+        goal=GOAL,
+        unit="ratio",
+        samples=ratios,
+        details={
+            "what": "per batch: handler CPU on forced misses / CPU of the same botocore Query, same Stubber response",
+            "batches": batches,
+            "calls_per_batch": calls,
+            "items_per_query": len(response["Items"]),
+            "handler_cpu_us": fixtures.median(handler_cpu) * 1e6,
+            "query_cpu_us": fixtures.median(query_cpu) * 1e6,
+            "response_body_bytes": len(first["body"]),
+            "breakdown_cpu_us_per_miss": breakdown,
+            "stdout_bytes_per_miss": len(written.encode()),
+            "stdout_per_miss": written,
+        },
+    )
+
+
+def _breakdown(function: FlightsFunction, calls: int = 200) -> dict[str, float]:
+    """Where a miss's CPU goes, measured after the figure (the timers wrap the function's own adapters,
+    on this instance only, and are removed again): the DynamoDB Query with offers from items, the Redis
+    commands, and everything else."""
+    from domains.flights import bootstrap, handler
+
+    service = bootstrap.flight_search(handler.telemetry.sink)
+    source, store = service._source, service._cache._redis  # type: ignore[attr-defined]
+    spent = {"query_and_offers": 0.0, "redis_commands": 0.0}
+    cpu = time.process_time
+
+    def timed(name: str, call: Any) -> Any:
+        def wrapper(*args: Any) -> Any:
+            started = cpu()
+            try:
+                return call(*args)
+            finally:
+                spent[name] += cpu() - started
+
+        return wrapper
+
+    source.offers = timed("query_and_offers", source.offers)
+    store._command = timed("redis_commands", store._command)
+    total = 0.0
+    try:
+        with fixtures.stdout_to_devnull():
+            for _ in range(calls):
+                function.invalidate()
+                function.stubber.add_response("query", function.query_response)
+                started = cpu()
+                function.invoke()
+                total += cpu() - started
+    finally:
+        del source.offers, store._command
+    result = {name: value / calls * 1e6 for name, value in spent.items()}
+    result["everything_else"] = total / calls * 1e6 - sum(result.values())
+    result["redis_round_trips"] = 4
+    return result
