@@ -1751,6 +1751,10 @@ def test_alarm_dimensions_match_the_real_resources(resources: Resources) -> None
             (queue,) = referenced_ids(dimensions["QueueName"])
             assert dimensions["QueueName"] == getatt(queue, "QueueName"), name
             assert resources[queue]["Type"] == "AWS::SQS::Queue", name
+        elif namespace == "AWS/ElastiCache":
+            # Serverless caches publish under clusterId = the cache's name (Ref of the ServerlessCache).
+            assert set(dimensions) == {"clusterId"}, name
+            assert resources[dimensions["clusterId"]["Ref"]]["Type"] == "AWS::ElastiCache::ServerlessCache", name
         elif namespace == "TravelSearch":
             # EMF metrics: exactly the dimension set and values one of the handlers emits, and a metric it emits.
             metrics = [names for emitted_dimensions, names in emitted if emitted_dimensions == dimensions]
@@ -1817,6 +1821,184 @@ def test_cache_hit_ratio_alarm_computes_a_percentage_and_tolerates_silence(
         assert queries[query_id]["MetricStat"]["Stat"] == "Sum"
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 50)
     assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def alarm_watching(resources: Resources, namespace: str, metric: str, dimensions: dict[str, Any]) -> dict[str, Any]:
+    """The Properties of the one alarm that watches this metric with exactly these dimensions."""
+    found = [
+        name
+        for name, watched_namespace, watched_metric, watched in alarms_with_metrics(resources)
+        if (watched_namespace, watched_metric, watched) == (namespace, metric, dimensions)
+    ]
+    assert len(found) == 1, f"expected one alarm on {namespace} {metric} {dimensions}, found {found}"
+    properties: dict[str, Any] = resources[found[0]]["Properties"]
+    return properties
+
+
+def returned_expression(alarm: dict[str, Any]) -> str:
+    """The expression a metric-math alarm compares with its threshold (its one ReturnData query)."""
+    (returned,) = [query for query in alarm["Metrics"] if query.get("ReturnData", True)]
+    expression = returned["Expression"]
+    return sub_text(expression) if isinstance(expression, dict) else str(expression)
+
+
+@by_table
+def test_table_alarms_on_read_and_write_throttles_and_consumed_capacity(
+    template: dict[str, Any], resources: Resources, table_id: str
+) -> None:
+    """Given a table, then alarms watch its read and write throttle events (TableName alone: every operation the
+    code uses, in both billing modes) and its consumed read and write capacity per second against a parameter
+    (on-demand has no provisioned capacity to compare with), all present whatever the billing mode."""
+    table = {"TableName": {"Ref": table_id}}
+    for kind in ("Read", "Write"):
+        throttles = alarm_watching(resources, "AWS/DynamoDB", f"{kind}ThrottleEvents", table)
+        assert (throttles["Statistic"], throttles["ComparisonOperator"], throttles["Threshold"]) == (
+            "Sum",
+            "GreaterThanOrEqualToThreshold",
+            1,
+        )
+
+        capacity = alarm_watching(resources, "AWS/DynamoDB", f"Consumed{kind}CapacityUnits", table)
+        (consumed,) = [query for query in capacity["Metrics"] if "MetricStat" in query]
+        assert consumed["MetricStat"]["Stat"] == "Sum"
+        assert returned_expression(capacity).replace(" ", "") == f"{consumed['Id']}/PERIOD({consumed['Id']})"
+        parameter = f"Table{kind}CapacityAlarmUnits"
+        assert capacity["Threshold"] == {"Ref": parameter}
+        maximum = template["Parameters"][f"Table{kind}CapacityMax"]["Default"]
+        assert template["Parameters"][parameter]["Default"] < maximum
+    for name, resource in of_type(resources, "AWS::CloudWatch::Alarm").items():
+        if table_id in referenced_ids(resource["Properties"]):
+            assert "Condition" not in resource, f"{name}: the dashboard's alarm widget needs it in every billing mode"
+
+
+def test_cache_alarms_compare_ecpu_and_storage_with_the_usage_limits(resources: Resources) -> None:
+    """Given the serverless cache, then alarms compare its ECPU per second and its stored bytes with the usage
+    limits the cache is created with (CacheUsageLimits), and another fires on throttled commands."""
+    cache = {"clusterId": {"Ref": "SearchCache"}}
+    limits = resources["SearchCache"]["Properties"]["CacheUsageLimits"]
+
+    ecpu = alarm_watching(resources, "AWS/ElastiCache", "ElastiCacheProcessingUnits", cache)
+    assert limits["ECPUPerSecond"]["Maximum"] == {"Ref": "CacheMaxEcpuPerSecond"}
+    assert returned_expression(ecpu).replace(" ", "") == "100*(ecpu/PERIOD(ecpu))/${CacheMaxEcpuPerSecond}"
+
+    storage = alarm_watching(resources, "AWS/ElastiCache", "BytesUsedForCache", cache)
+    assert limits["DataStorage"] == {"Maximum": {"Ref": "CacheMaxDataStorageGb"}, "Unit": "GB"}
+    assert returned_expression(storage).replace(" ", "") == "100*bytes/(${CacheMaxDataStorageGb}*1000000000)"
+    for alarm in (ecpu, storage):
+        assert alarm["Threshold"] == {"Ref": "CacheUsageAlarmPercent"}
+
+    throttled = alarm_watching(resources, "AWS/ElastiCache", "ThrottledCmds", cache)
+    assert (throttled["Statistic"], throttled["Threshold"]) == ("Sum", 1)
+
+
+@by_domain
+def test_search_function_alarms_on_p99_duration_and_concurrency(
+    template: dict[str, Any], resources: Resources, domain: SearchDomain
+) -> None:
+    """Given a search function, then one alarm watches its p99 duration and another its concurrent executions,
+    each against a parameter, and the duration threshold is below the function's timeout (or it could never
+    fire before the errors alarm)."""
+    function = {"FunctionName": {"Ref": domain.function}}
+
+    duration = alarm_watching(resources, "AWS/Lambda", "Duration", function)
+    assert (duration["ExtendedStatistic"], duration["Threshold"]) == ("p99", {"Ref": "SearchDurationP99ThresholdMs"})
+    concurrency = alarm_watching(resources, "AWS/Lambda", "ConcurrentExecutions", function)
+    assert (concurrency["Statistic"], concurrency["Threshold"]) == (
+        "Maximum",
+        {"Ref": "SearchConcurrencyAlarmThreshold"},
+    )
+    parameters = template["Parameters"]
+    timeout_ms = resources[domain.function]["Properties"]["Timeout"] * 1000
+    assert parameters["SearchDurationP99ThresholdMs"]["Default"] < timeout_ms
+    assert parameters["SearchDurationP99ThresholdMs"]["MaxValue"] <= timeout_ms
+
+
+def test_every_alarm_chooses_missing_data_and_notifies_on_both_transitions(resources: Resources) -> None:
+    """Given every alarm, then it says what missing data means (the default, "missing", leaves an idle alarm in
+    INSUFFICIENT_DATA) and notifies the topic when it fires and when it recovers."""
+    for name, alarm in of_type(resources, "AWS::CloudWatch::Alarm").items():
+        properties = alarm["Properties"]
+        assert properties.get("TreatMissingData") in {"breaching", "notBreaching", "ignore"}, name
+        assert properties["AlarmActions"] == properties["OKActions"] == [{"Ref": "AlarmTopic"}], name
+
+
+def test_metric_math_alarms_use_only_their_own_metrics(resources: Resources) -> None:
+    """Given every metric-math alarm, then it returns one series, and its expression uses only ids of its own
+    queries and the functions CloudWatch knows (a stray id fails the alarm's creation)."""
+    for name, alarm in of_type(resources, "AWS::CloudWatch::Alarm").items():
+        queries = alarm["Properties"].get("Metrics")
+        if not queries:
+            continue
+        ids = {query["Id"] for query in queries}
+        expression = re.sub(r"\$\{[^}]+\}", "1", returned_expression(alarm["Properties"]))
+        used = set(re.findall(r"\b[a-zA-Z]\w*\b", expression)) - {"PERIOD"}
+        assert used <= ids, f"{name}: {used - ids}"
+
+
+QUERY_FUNCTIONS = {"fields", "filter", "stats", "sort", "limit", "count", "sum", "pct", "by", "as", "desc", "asc"}
+
+
+def access_log_fields(resources: Resources) -> set[str]:
+    """Field names of the API access log lines (the stage's access log Format)."""
+    access_format = json.loads(re.sub(r"\s+", "", resources["ApiStage"]["Properties"]["AccessLogSetting"]["Format"]))
+    return set(access_format)
+
+
+def test_saved_queries_read_log_groups_of_this_stack(resources: Resources) -> None:
+    """Given every saved Logs Insights query, then each log group it names is a log group of this stack (a name
+    typed in would point at nothing after a rename), and the three operators need exist: top routes, errors of
+    every function, quarantined events."""
+    queries = of_type(resources, "AWS::Logs::QueryDefinition")
+    log_groups = of_type(resources, "AWS::Logs::LogGroup")
+    function_log_groups = {
+        referenced_ids(function["Properties"]["LoggingConfig"]["LogGroup"]).pop()
+        for function in of_type(resources, "AWS::Lambda::Function").values()
+    }
+
+    assert queries
+    read_by: dict[str, set[str]] = {}
+    for name, query in queries.items():
+        properties = query["Properties"]
+        assert sub_text(properties["Name"]).startswith("${AWS::StackName}/"), name
+        groups = set()
+        for group in properties["LogGroupNames"]:
+            assert set(group) == {"Ref"}, f"{name}: {group!r} is not a log group of this stack"
+            assert group["Ref"] in log_groups, f"{name}: {group['Ref']} is not a log group"
+            groups.add(group["Ref"])
+        read_by[name] = groups
+
+    assert read_by["TopRoutesQuery"] == {"ApiAccessLogGroup"}
+    assert read_by["FunctionErrorsQuery"] >= function_log_groups | {"ApiAccessLogGroup"}
+    assert read_by["QuarantinedEventsQuery"] == {ingest.log_group for ingest in INGEST_DOMAINS}
+    assert read_by["SearchOutcomeByDomainQuery"] == {domain.log_group for domain in SEARCH_DOMAINS}
+
+
+def test_saved_queries_use_fields_the_logs_really_have(resources: Resources) -> None:
+    """Given the saved queries, then the access-log query groups by fields of the stage's access log format,
+    the quarantine query filters on the message integrations/ingest.py logs, and the search query reads the
+    EMF metrics the handlers emit."""
+    queries = {
+        name: query["Properties"]["QueryString"]
+        for name, query in of_type(resources, "AWS::Logs::QueryDefinition").items()
+    }
+
+    routes = queries["TopRoutesQuery"]
+    fields = set(re.findall(r"^fields (.+)$", routes, re.MULTILINE)[0].replace(" ", "").split(","))
+    assert fields - {"@timestamp"} <= access_log_fields(resources)
+    assert "resourcePath" in fields
+
+    ingest_source = (PROJECT_ROOT / "integrations" / "ingest.py").read_text(encoding="utf-8")
+    (logged,) = re.findall(r'message = "([^"]+)"', queries["QuarantinedEventsQuery"])
+    assert f'warning("{logged}", extra={{"message_id": message_id, "reason":' in ingest_source
+    assert "reason" in queries["QuarantinedEventsQuery"]
+
+    emitted = {"CacheHit", "CacheMiss", "CacheError", "SearchLatency"}
+    assert emitted <= set(re.findall(r"\b[A-Z]\w+\b", queries["SearchOutcomeByDomainQuery"]))
+    for domain in SEARCH_DOMAINS:
+        assert "Domain" in emitted_metric_dimensions(domain.name)
+
+    errors = queries["FunctionErrorsQuery"]
+    assert 'level = "ERROR"' in errors and "status" in errors and "status" in access_log_fields(resources)
 
 
 def test_every_alarm_notifies_a_topic_cloudwatch_can_publish_to(resources: Resources) -> None:
