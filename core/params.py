@@ -14,6 +14,7 @@ from decimal import Decimal
 from core.errors import InvalidParameter
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_IATA = re.compile(r"[A-Z]{3}")
 _WHOLE = re.compile(r"[0-9]{1,3}")
 _AMOUNT = re.compile(r"[0-9]{1,7}(\.[0-9]{1,2})?")
 
@@ -26,6 +27,17 @@ def text(params: Mapping[str, str], name: str) -> str | None:
     if value == "":
         raise InvalidParameter(name, "must not be empty")
     return value
+
+
+def iata_code(params: Mapping[str, str], name: str, kind: str, example: str) -> str:
+    """A required 3-letter IATA code (``kind``: "airport", "city or airport"); lower case is upper-cased."""
+    value = text(params, name)
+    if value is None:
+        raise InvalidParameter(name, f"is required (a 3-letter IATA {kind} code)")
+    code = value.upper() if value.isascii() else ""
+    if not _IATA.fullmatch(code):
+        raise InvalidParameter(name, f"must be a 3-letter IATA {kind} code such as {example}")
+    return code
 
 
 def calendar_date(params: Mapping[str, str], name: str) -> date:

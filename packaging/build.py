@@ -42,10 +42,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from local.template import load_template as read_template
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = PROJECT_ROOT / "template.yaml"
@@ -97,30 +98,8 @@ class BuildError(Exception):
 # ----------------------------------------------------------------------------- the template
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """YAML loader that reads CloudFormation short-form tags (``!Ref x`` → ``{"Ref": "x"}``)."""
-
-
-def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        document: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
-    return document
+    return read_template(path)  # the one CloudFormation YAML reader, shared with the local stack
 
 
 @dataclass(frozen=True)

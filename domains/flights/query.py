@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -18,7 +17,6 @@ ANY_CABIN = ""
 MAX_DAYS_AHEAD = 365
 PARAMETERS = frozenset({"origin", "destination", "date", "adults", "cabin", "sort", "limit", "max_price", "page_token"})
 
-_IATA = re.compile(r"[A-Z]{3}")
 _MAX_AHEAD = timedelta(days=MAX_DAYS_AHEAD)
 
 
@@ -49,13 +47,7 @@ class FlightQuery:
 
 
 def airport(params: Mapping[str, str], name: str) -> str:
-    value = p.text(params, name)
-    if value is None:
-        raise InvalidParameter(name, "is required (a 3-letter IATA airport code)")
-    code = value.upper() if value.isascii() else ""
-    if not _IATA.fullmatch(code):
-        raise InvalidParameter(name, "must be a 3-letter IATA airport code such as JFK")
-    return code
+    return p.iata_code(params, name, "airport", "JFK")
 
 
 def parse_flight_query(params: Mapping[str, str], today: date, tokens: PageTokens) -> FlightQuery:

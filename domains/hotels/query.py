@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -19,8 +18,6 @@ MAX_NIGHTS = 30
 PARAMETERS = frozenset(
     {"city", "check_in", "check_out", "guests", "min_stars", "max_price", "sort", "limit", "page_token"}
 )
-
-_IATA = re.compile(r"[A-Z]{3}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +52,7 @@ class HotelQuery:
 
 
 def city_code(params: Mapping[str, str], name: str) -> str:
-    value = p.text(params, name)
-    if value is None:
-        raise InvalidParameter(name, "is required (a 3-letter IATA city or airport code)")
-    code = value.upper() if value.isascii() else ""
-    if not _IATA.fullmatch(code):
-        raise InvalidParameter(name, "must be a 3-letter IATA city or airport code such as PAR")
-    return code
+    return p.iata_code(params, name, "city or airport", "PAR")
 
 
 def parse_hotel_query(params: Mapping[str, str], today: date, tokens: PageTokens) -> HotelQuery:
