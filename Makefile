@@ -105,4 +105,4 @@ faults: setup
 	$(BIN)/python -m tests.faults tests/faults
 
 fuzz: setup
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(BIN)/python -m pytest -q -p no:cacheprovider -s tests/fuzz
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz

@@ -9,7 +9,9 @@ For each SQS record the pipeline
 4. after the batch, ``INCR``s the cache generation of every scope it changed, once per scope. A
    message SQS delivers again (``ApproximateReceiveCount`` > 1) invalidates every scope it touches,
    changed or not: the attempt before may have written it and died (a Lambda timeout) before its
-   ``INCR``, and without one the cached searches would show the old data for a whole TTL.
+   ``INCR``, and without one the cached searches would show the old data for a whole TTL. For the
+   same reason a message whose scope could not be invalidated (the cache was away) is reported
+   for redelivery although its writes landed: the generations catch up when the cache is back.
 
 A record that is invalid in any way is quarantined with the reason and acknowledged: it will
 never become valid by retrying. A record whose write fails (throttling, an outage) is reported in
@@ -124,12 +126,13 @@ class IngestPipeline:
         """Process one SQS batch; the result is Lambda's partial batch response."""
         failed: list[str] = []
         quarantined: list[tuple[str, Item]] = []
-        changed: set[str] = set()
+        changed: dict[str, list[str]] = {}  # scope → the messages that changed it
         for record in sqs_event.get("Records") or ():
             message_id = str(record.get("messageId", ""))
             body = record.get("body") if isinstance(record.get("body"), str) else ""
             try:
-                changed |= self._ingest(body or "", redelivered=_receive_count(record) > 1)
+                for scope in self._ingest(body or "", redelivered=_receive_count(record) > 1):
+                    changed.setdefault(scope, []).append(message_id)
             except InvalidEvent as invalid:
                 self._logger.warning("event quarantined", extra={"message_id": message_id, "reason": invalid.reason})
                 quarantined.append(
@@ -145,9 +148,13 @@ class IngestPipeline:
                 self._metrics.count("IngestFailed")
                 failed.append(message_id)
         failed += self._write_quarantine(quarantined)
-        for scope in sorted(changed):
+        for scope, message_ids in sorted(changed.items()):
             if self._invalidate(scope) is None:
-                self._metrics.count("InvalidationFailed")  # cached results of this scope live out their TTL
+                # The writes landed; the cache did not hear of them. Deliver the messages again: the
+                # redelivery writes nothing new but invalidates every scope it touches (see 4. above).
+                # If the cache stays away, the cached results still live at most their TTL.
+                self._metrics.count("InvalidationFailed")
+                failed += [message_id for message_id in message_ids if message_id not in failed]
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
     def _ingest(self, body: str, redelivered: bool = False) -> set[str]:

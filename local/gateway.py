@@ -833,10 +833,13 @@ class Gateway:
         request = call.request
         elapsed_ms = (time.monotonic() - call.started) * 1000
         tier = call.key.tier if call.key else "-"
+        # Parameter names, never values: a client may put a key or a token where it does not belong
+        # (API Gateway's access log, as the template formats it, has no query string at all).
+        names = "&".join(dict.fromkeys(request.args))
         logger.info(
             '%s "%s %s" %d %.1fms tier=%s cache=%s id=%s',
-            request.remote_addr or "-", request.method, request.full_path.rstrip("?"), response.status_code,
-            elapsed_ms, tier, response.headers.get("X-Cache", "-"), call.request_id,
+            request.remote_addr or "-", request.method, f"{request.path}?{names}" if names else request.path,
+            response.status_code, elapsed_ms, tier, response.headers.get("X-Cache", "-"), call.request_id,
         )  # fmt: skip
 
 

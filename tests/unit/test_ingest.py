@@ -51,8 +51,11 @@ class Harness:
         self.invalidated[scope] += 1
         return self.invalidated[scope]
 
-    def run(self, *bodies: str) -> list[str]:
-        records = [{"messageId": f"m{i}", "body": body} for i, body in enumerate(bodies)]
+    def run(self, *bodies: str, receive_count: int = 1) -> list[str]:
+        records = [
+            {"messageId": f"m{i}", "body": body, "attributes": {"ApproximateReceiveCount": str(receive_count)}}
+            for i, body in enumerate(bodies)
+        ]
         result = self.pipeline.run({"Records": records})
         return [failure["itemIdentifier"] for failure in result["batchItemFailures"]]
 
@@ -172,11 +175,19 @@ def test_unwritten_quarantine_records_are_reported_not_lost() -> None:
     assert [item["message_id"]["S"] for item in harness.quarantine.items] == ["m1"]
 
 
-def test_cache_down_during_ingest_still_writes_and_counts_the_missed_invalidation() -> None:
+def test_cache_down_during_ingest_writes_then_catches_up_on_redelivery() -> None:
     harness = Harness(cache_up=False)
-    assert harness.run(delivered(FLIGHT_EVENT)) == []
+    # Given the cache is away: the writes land, the missed invalidation is counted and the message
+    # is handed back for redelivery rather than acknowledged
+    assert harness.run(delivered(FLIGHT_EVENT)) == ["m0"]
     assert len(harness.store.items) == 2
     assert harness.metrics.counts["InvalidationFailed"] == 1
+    # When SQS delivers it again with the cache back, nothing is rewritten but the route is invalidated
+    state = copy.deepcopy(harness.store.items)
+    harness.cache_up = True
+    assert harness.run(delivered(FLIGHT_EVENT), receive_count=2) == []
+    assert harness.store.items == state
+    assert harness.invalidated == Counter({"JFK-LHR": 1})
 
 
 def test_hotel_rates_keep_rating_and_guests_they_do_not_mention() -> None:
