@@ -175,3 +175,33 @@ def test_bus_splits_requests_at_ten_entries() -> None:
     with stubber:
         assert bus.publish(batch) == []
     stubber.assert_no_pending_responses()
+
+
+def test_bus_reports_every_entry_when_put_events_keeps_raising() -> None:
+    bus, stubber = stubbed_bus()
+    for _ in range(3):
+        stubber.add_client_error("put_events", "InternalException", http_status_code=500)
+    with stubber:
+        assert bus.publish(entries(3)) == [0, 1, 2]
+
+
+def test_bus_reports_entries_it_had_no_time_left_to_try() -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 5.0  # every look at the clock costs five seconds
+        return now[0]
+
+    client = botocore.session.get_session().create_client(
+        "events", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    bus = EventBus(client, sleep=lambda seconds: None, clock=clock, budget_seconds=7.0)
+    stubber = Stubber(client)
+    batch = entries(12)
+    stubber.add_response(
+        "put_events",
+        {"FailedEntryCount": 0, "Entries": [{"EventId": str(i)} for i in range(10)]},
+        {"Entries": batch[:10]},
+    )
+    with stubber:
+        assert bus.publish(batch) == [10, 11]
