@@ -93,8 +93,7 @@ def connect(settings: CacheSettings) -> redis.Connection:
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         retry=Retry(NoBackoff(), retries=0),  # RedisCacheStore retries once itself
         health_check_interval=HEALTH_CHECK_SECONDS,
-        lib_name=None,  # no CLIENT SETINFO round trips on every new connection (cold start)
-        lib_version=None,
+        driver_info=None,  # no CLIENT SETINFO round trips on every new connection (cold start)
     )
 
 
