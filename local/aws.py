@@ -15,6 +15,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
+from local.environ import EnvironmentOverride
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_REGION = "us-east-1"
@@ -70,7 +72,7 @@ class MotoEndpoint:
         self.region = region
         self._server: ThreadedMotoServer | None = None
         self._port = 0
-        self._saved_environ: dict[str, str | None] = {}
+        self._environ = EnvironmentOverride()
 
     @property
     def port(self) -> int:
@@ -105,20 +107,7 @@ class MotoEndpoint:
         wanted.update(dict.fromkeys(_SHADOWING_VARIABLES))
         # A service-specific endpoint (AWS_ENDPOINT_URL_DYNAMODB …) wins over AWS_ENDPOINT_URL.
         wanted.update(dict.fromkeys(name for name in os.environ if name.startswith("AWS_ENDPOINT_URL_")))
-        for name, value in wanted.items():
-            self._saved_environ.setdefault(name, os.environ.get(name))
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-    def _restore_environ(self) -> None:
-        for name, value in self._saved_environ.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_environ.clear()
+        self._environ.apply(wanted)
 
     def stop(self) -> None:
         """Stop the server thread, close its socket and restore the environment. Safe to call twice."""
@@ -129,7 +118,7 @@ class MotoEndpoint:
             wsgi_server = getattr(server, "_server", None)
             if wsgi_server is not None:
                 wsgi_server.server_close()
-        self._restore_environ()
+        self._environ.restore()
         self._port = 0
 
     def __enter__(self) -> MotoEndpoint:

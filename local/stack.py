@@ -22,6 +22,7 @@ import boto3
 
 from local.aws import DEFAULT_REGION, LOCAL_ACCOUNT_ID, MotoEndpoint, forget_shard_iterator
 from local.background import Worker, stop_all
+from local.environ import EnvironmentOverride
 from local.event_sources import SqsPoller, sqs_event_sources
 from local.fake_provider import NAME as FAKE_PROVIDER_NAME
 from local.fake_provider import FakeSkylink
@@ -111,7 +112,7 @@ class LocalStack:
         self.provider: FakeSkylink | None = None
         self.partner_push: dict[str, Any] | None = None
         self._gateway: Gateway | None = None
-        self._saved_environ: dict[str, str | None] = {}
+        self._environ = EnvironmentOverride()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -149,7 +150,7 @@ class LocalStack:
         self.secrets = create_secrets(self._client("secretsmanager"), intrinsics)
         # All functions share this process, so their variables must agree (merge_environments checks).
         self.environment = merge_environments(function_environments(intrinsics, overrides))
-        self._apply_environ(self.environment)
+        self._environ.apply(self.environment)
         self._gateway = Gateway(intrinsics)
         self.functions = dict(self._gateway.functions)
         self.seed = seed_tables(dynamodb, self.tables, scale=self.seed_scale, background=self.seed_in_background)
@@ -244,7 +245,7 @@ class LocalStack:
         if self.provider is not None:
             self.provider.stop()
             self.provider = None
-        self._restore_environ()
+        self._environ.restore()
         if self.moto is not None and self._owns_moto:
             self.moto.stop()
             self.moto = None
@@ -294,21 +295,6 @@ class LocalStack:
             "fake_provider_url": self.provider.url if self.provider else None,
             "pid": os.getpid(),
         }
-
-    # --- environment ----------------------------------------------------------------------------
-
-    def _apply_environ(self, variables: Mapping[str, str]) -> None:
-        for name, value in variables.items():
-            self._saved_environ.setdefault(name, os.environ.get(name))
-            os.environ[name] = value
-
-    def _restore_environ(self) -> None:
-        for name, value in self._saved_environ.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_environ.clear()
 
 
 def write_state(path: Path, state: Mapping[str, Any]) -> None:
