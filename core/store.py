@@ -1,17 +1,19 @@
 """DynamoDB access: key-condition Queries only (never Scan), conditional writes, one client per container.
 
-botocore (not boto3) is imported when the first query needs it, so a cache hit never pays for it.
-Throttling that outlasts botocore's bounded retries becomes :class:`core.errors.ServiceUnavailable`
-(a 503 with ``Retry-After``), never a hang.
+The client is :mod:`core.dynamodb` (the JSON protocol, signed here), created when the first query needs
+it, so a cache hit never pays for it; any client with botocore's call shapes works (tests hand in a
+botocore client behind ``Stubber``). Throttling or an unreachable DynamoDB that outlasts the client's
+bounded retries becomes :class:`core.errors.ServiceUnavailable` (a 503 with ``Retry-After``), never a hang.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
+from core.dynamodb import DynamoUnavailable
 from core.errors import ServiceUnavailable
 from core.observability import subsegment
 
@@ -25,20 +27,10 @@ THROTTLING_CODES = frozenset({"ProvisionedThroughputExceededException", "Throttl
 
 @lru_cache(maxsize=1)
 def dynamodb_client() -> Any:
-    """The container's DynamoDB client (endpoint from ``AWS_ENDPOINT_URL`` when set, e.g. locally)."""
-    import botocore.session  # noqa: PLC0415 - lazy: a cache hit never needs it
-    from botocore.config import Config  # noqa: PLC0415
+    """The container's DynamoDB client (:mod:`core.dynamodb`; endpoint from ``AWS_ENDPOINT_URL`` when set)."""
+    from core import dynamodb  # noqa: PLC0415 - lazy: a cache hit never needs it (nor urllib3)
 
-    config = Config(
-        connect_timeout=1,
-        read_timeout=2,
-        # total_max_attempts counts the first call; botocore's max_attempts would mean 3 retries (4 calls)
-        # and up to 1 + 2 + 4 s of backoff. Three calls back off at most 1 + 2 s, so a throttled search
-        # is a prompt 503, and even 3 read timeouts + backoff stay under the search functions' 10 s timeout.
-        retries={"mode": "standard", "total_max_attempts": 3},
-        tcp_keepalive=True,
-    )
-    return botocore.session.get_session().create_client("dynamodb", config=config)
+    return dynamodb.dynamodb_client()
 
 
 class QueryTooLarge(RuntimeError):
@@ -97,16 +89,54 @@ class DynamoTable:
         raise QueryTooLarge(f"{self.table_name}: {condition} {values} spans more than {MAX_PAGES} pages")
 
     def _send(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
-        """One call of a read ``operation`` of the client; throttling becomes ServiceUnavailable."""
-        from botocore.exceptions import ClientError  # noqa: PLC0415
-
+        """One call of a read ``operation`` of the client; throttling or no answer becomes ServiceUnavailable."""
         try:
             response: dict[str, Any] = getattr(self.client, operation)(**request)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in THROTTLING_CODES:
+        except DynamoUnavailable as error:
+            raise ServiceUnavailable("the search store is unreachable, retry shortly", retry_after=1) from error
+        except Exception as error:
+            if error_code(error) in THROTTLING_CODES:
                 raise ServiceUnavailable("the search store is busy, retry shortly", retry_after=1) from error
             raise
         return response
+
+
+class VersionedWrite(Protocol):
+    """What :meth:`Writes.upsert_all` writes: attributes of one item, versioned by ``sequence``."""
+
+    @property
+    def key(self) -> Item: ...
+    @property
+    def attributes(self) -> Item: ...
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def defaults(self) -> Item: ...
+
+
+def _identity(key: Item) -> tuple[str, ...]:
+    return tuple(f"{name}={value}" for name, value in sorted(key.items()))
+
+
+@lru_cache(maxsize=64)
+def _expressions(attributes: tuple[str, ...], defaults: tuple[str, ...]) -> tuple[str, str, dict[str, str]]:
+    """UpdateExpression, ConditionExpression and names for writes of these attribute names (built once)."""
+    names = {"#seq": "sequence"}
+    assignments = ["#seq = :seq"]
+    for index, name in enumerate(attributes):
+        names[f"#a{index}"] = name
+        assignments.append(f"#a{index} = :a{index}")
+    for index, name in enumerate(defaults):
+        names[f"#d{index}"] = name
+        assignments.append(f"#d{index} = if_not_exists(#d{index}, :d{index})")
+    return "SET " + ", ".join(assignments), "attribute_not_exists(#seq) OR #seq < :seq", names
+
+
+def error_code(error: BaseException) -> str | None:
+    """The DynamoDB error code of a ClientError (botocore's or core.dynamodb's), else None."""
+    response = getattr(error, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return str(code) if code else None
 
 
 class Writes:
@@ -116,38 +146,49 @@ class Writes:
         self._table = table
         self._sleep = sleep
 
-    def upsert_if_newer(self, key: Item, attributes: Item, sequence: int, defaults: Item | None = None) -> bool:
-        """Write ``attributes`` (and ``defaults`` where the item has none) if ``sequence`` is newer.
+    def upsert_all(self, writes: Sequence[VersionedWrite]) -> list[bool]:
+        """Write each of ``writes`` whose ``sequence`` is newer than its item's; which ones landed, in order.
 
-        One conditional UpdateItem: the stored ``sequence`` must be absent or lower, so duplicate
-        and out-of-order deliveries change nothing. Returns False when the stored item is as new.
+        One conditional UpdateItem per item: it sets the write's ``attributes`` (and its ``defaults``
+        where the item has none) only if the stored ``sequence`` is absent or lower, so duplicate and
+        out-of-order deliveries change nothing. Of several writes to one item only the newest is sent:
+        the others could not win. The first error other than the condition raises; the writes sent
+        before it have landed (each item is its own conditional write, so sending them again is harmless).
         """
-        from botocore.exceptions import ClientError  # noqa: PLC0415
+        newest: dict[tuple[str, ...], int] = {}
+        for index, write in enumerate(writes):
+            identity = _identity(write.key)
+            kept = newest.get(identity)
+            if kept is None or writes[kept].sequence < write.sequence:
+                newest[identity] = index
+        landed = [False] * len(writes)
+        client = self._table.client
+        with subsegment("dynamodb"):
+            for index in sorted(newest.values()):
+                try:
+                    client.update_item(**self._update(writes[index]))
+                except Exception as error:
+                    if error_code(error) != "ConditionalCheckFailedException":
+                        raise
+                else:
+                    landed[index] = True
+        return landed
 
-        names: dict[str, str] = {"#seq": "sequence"}
-        values: dict[str, Any] = {":seq": {"N": str(sequence)}}
-        assignments = ["#seq = :seq"]
-        for index, (name, value) in enumerate(attributes.items()):
-            names[f"#a{index}"], values[f":a{index}"] = name, value
-            assignments.append(f"#a{index} = :a{index}")
-        for index, (name, value) in enumerate((defaults or {}).items()):
-            names[f"#d{index}"], values[f":d{index}"] = name, value
-            assignments.append(f"#d{index} = if_not_exists(#d{index}, :d{index})")
-        try:
-            with subsegment("dynamodb"):
-                self._table.client.update_item(
-                    TableName=self._table.table_name,
-                    Key=key,
-                    UpdateExpression="SET " + ", ".join(assignments),
-                    ConditionExpression="attribute_not_exists(#seq) OR #seq < :seq",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+    def _update(self, write: VersionedWrite) -> dict[str, Any]:
+        update, condition, names = _expressions(tuple(write.attributes), tuple(write.defaults))
+        values: dict[str, Any] = {":seq": {"N": str(write.sequence)}}
+        for index, value in enumerate(write.attributes.values()):
+            values[f":a{index}"] = value
+        for index, value in enumerate(write.defaults.values()):
+            values[f":d{index}"] = value
+        return {
+            "TableName": self._table.table_name,
+            "Key": write.key,
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
 
     def put_all(self, items: list[Item], attempts: int = BATCH_ATTEMPTS) -> list[Item]:
         """BatchWriteItem in chunks of 25, retrying ``UnprocessedItems`` with backoff.

@@ -4,8 +4,9 @@ For each SQS record the pipeline
 
 1. reads the EventBridge event in the body: ``detail = {"provider": ..., "event": <partner event>}``;
 2. re-validates the partner event against its schema (events can reach the bus by other routes);
-3. turns it into conditional upserts (the domain's mapping) and writes them: the newest
-   ``sequence`` per offer or rate wins, so duplicates and out-of-order deliveries change nothing;
+3. turns it into conditional upserts (the domain's mapping); the upserts of the whole batch are
+   written together (``UpsertStore.upsert_all``), and the newest ``sequence`` per offer or rate
+   wins, so duplicates and out-of-order deliveries change nothing;
 4. after the batch, ``INCR``s the cache generation of every scope it changed, once per scope. A
    message SQS delivers again (``ApproximateReceiveCount`` > 1) invalidates every scope it touches,
    changed or not: the attempt before may have written it and died (a Lambda timeout) before its
@@ -21,13 +22,14 @@ the DLQ. A quarantine record that cannot be written is reported the same way. No
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+
+import orjson
 
 from core.observability import MetricsSink
 from integrations.contracts import EventContracts
@@ -58,11 +60,20 @@ class Upsert:
     defaults: Item = field(default_factory=dict)  # set only where the item has no value yet
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A valid message of the batch and the writes it asks for."""
+
+    message_id: str
+    redelivered: bool
+    upserts: list[Upsert]
+
+
 ToUpserts = Callable[[Mapping[str, Any], str, str], list[Upsert]]  # (event, provider, received_at)
 
 
 class UpsertStore(Protocol):
-    def upsert_if_newer(self, key: Item, attributes: Item, sequence: int, defaults: Item | None = None) -> bool: ...
+    def upsert_all(self, writes: Sequence[Upsert]) -> list[bool]: ...
 
 
 class QuarantineStore(Protocol):
@@ -126,13 +137,14 @@ class IngestPipeline:
         """Process one SQS batch; the result is Lambda's partial batch response."""
         failed: list[str] = []
         quarantined: list[tuple[str, Item]] = []
-        changed: dict[str, list[str]] = {}  # scope → the messages that changed it
+        accepted: list[Accepted] = []
+        received_at = self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")
         for record in sqs_event.get("Records") or ():
             message_id = str(record.get("messageId", ""))
             body = record.get("body") if isinstance(record.get("body"), str) else ""
             try:
-                for scope in self._ingest(body or "", redelivered=_receive_count(record) > 1):
-                    changed.setdefault(scope, []).append(message_id)
+                event, provider = self._read(body or "")
+                upserts = self._spec.to_upserts(event, provider, received_at)
             except InvalidEvent as invalid:
                 self._logger.warning("event quarantined", extra={"message_id": message_id, "reason": invalid.reason})
                 quarantined.append(
@@ -142,11 +154,13 @@ class IngestPipeline:
                     )
                 )
             except Exception:
-                self._logger.exception(
-                    "event not written; it will be delivered again", extra={"message_id": message_id}
-                )
-                self._metrics.count("IngestFailed")
-                failed.append(message_id)
+                self._not_written(message_id, failed)
+            else:
+                accepted.append(Accepted(message_id, _receive_count(record) > 1, upserts))
+        changed: dict[str, list[str]] = {}  # scope → the messages that changed it
+        for message_id, scopes in self._write(accepted, failed):
+            for scope in scopes:
+                changed.setdefault(scope, []).append(message_id)
         failed += self._write_quarantine(quarantined)
         for scope, message_ids in sorted(changed.items()):
             if self._invalidate(scope) is None:
@@ -157,25 +171,55 @@ class IngestPipeline:
                 failed += [message_id for message_id in message_ids if message_id not in failed]
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
-    def _ingest(self, body: str, redelivered: bool = False) -> set[str]:
-        event, provider = self._read(body)
-        upserts = self._spec.to_upserts(event, provider, self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"))
-        changed: set[str] = set()
-        for upsert in upserts:
-            if self._store.upsert_if_newer(upsert.key, upsert.attributes, upsert.sequence, upsert.defaults):
-                changed.add(upsert.scope)
-                self._metrics.count("RecordWritten")
+    def _write(self, accepted: list[Accepted], failed: list[str]) -> Iterator[tuple[str, set[str]]]:
+        """Write the batch's upserts together; per message, the scopes it changed.
+
+        When the batch's write fails, each message is written again on its own, so one message that
+        cannot be written does not hold back the others. Those writes invalidate every scope they
+        touch, changed or not: part of the batch's write may have landed before it failed (the same
+        reasoning as for a redelivered message).
+        """
+        if not accepted:
+            return
+        try:
+            landed = self._store.upsert_all([upsert for message in accepted for upsert in message.upserts])
+        except Exception:
+            self._logger.warning("batch write failed; writing its events one by one", exc_info=True)
+        else:
+            offset = 0
+            for message in accepted:
+                count = len(message.upserts)
+                yield message.message_id, self._changed(message, landed[offset : offset + count], message.redelivered)
+                offset += count
+            return
+        for message in accepted:
+            try:
+                landed = self._store.upsert_all(message.upserts)
+            except Exception:
+                self._not_written(message.message_id, failed)
             else:
-                self._metrics.count("RecordUnchanged")
-                if redelivered:
-                    changed.add(upsert.scope)  # see 4. in the module docstring
+                yield message.message_id, self._changed(message, landed, True)
+
+    def _changed(self, message: Accepted, landed: list[bool], every_touched: bool) -> set[str]:
+        """The scopes a message changed (every scope it touches when ``every_touched``), counting its writes."""
+        written = sum(landed)
+        self._metrics.count("RecordWritten", written)
+        self._metrics.count("RecordUnchanged", len(landed) - written)
         self._metrics.count("EventIngested")
-        return changed
+        upserts = message.upserts
+        if every_touched:
+            return {upsert.scope for upsert in upserts}
+        return {upsert.scope for upsert, wrote in zip(upserts, landed, strict=True) if wrote}
+
+    def _not_written(self, message_id: str, failed: list[str]) -> None:
+        self._logger.exception("event not written; it will be delivered again", extra={"message_id": message_id})
+        self._metrics.count("IngestFailed")
+        failed.append(message_id)
 
     def _read(self, body: str) -> tuple[Mapping[str, Any], str]:
         try:
-            message = json.loads(body)
-        except ValueError:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError:
             raise InvalidEvent("body: is not JSON") from None
         detail = message.get("detail") if isinstance(message, dict) else None
         if not isinstance(detail, dict):

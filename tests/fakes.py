@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.cache import Cached
@@ -56,26 +56,35 @@ class DictCache:
 
 
 class NewestWinsStore:
-    """UpsertStore with DynamoDB's conditional semantics: a write lands only with a newer sequence."""
+    """UpsertStore with DynamoDB's semantics as core.store.Writes uses them: a write lands only with a
+    newer sequence, of several writes to one item only the newest is tried, in order; the write of a
+    key in ``fail_keys`` raises, after the writes before it have landed."""
 
     def __init__(self, fail_keys: set[str] | None = None) -> None:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.fail_keys = fail_keys or set()
+        self.calls = 0
 
-    def upsert_if_newer(
-        self, key: dict[str, Any], attributes: dict[str, Any], sequence: int, defaults: dict[str, Any] | None = None
-    ) -> bool:
-        pk, sk = key["pk"]["S"], key["sk"]["S"]
-        if sk in self.fail_keys:
-            raise ConnectionError(f"store unavailable for {sk}")
-        current = self.items.get((pk, sk))
-        if current is not None and int(current["sequence"]["N"]) >= sequence:
-            return False
-        updated = {**(current or {}), **attributes, "sequence": {"N": str(sequence)}}
-        for name, value in (defaults or {}).items():
-            updated.setdefault(name, value)
-        self.items[(pk, sk)] = updated
-        return True
+    def upsert_all(self, writes: Sequence[Any]) -> list[bool]:
+        self.calls += 1
+        newest: dict[tuple[str, str], int] = {}
+        for index, write in enumerate(writes):
+            key = (write.key["pk"]["S"], write.key["sk"]["S"])
+            if key not in newest or writes[newest[key]].sequence < write.sequence:
+                newest[key] = index
+        landed = [False] * len(writes)
+        for key, index in sorted(newest.items(), key=lambda pair: pair[1]):
+            if key[1] in self.fail_keys:
+                raise ConnectionError(f"store unavailable for {key[1]}")
+            write, current = writes[index], self.items.get(key)
+            if current is not None and int(current["sequence"]["N"]) >= write.sequence:
+                continue
+            updated = {**(current or {}), **write.attributes, "sequence": {"N": str(write.sequence)}}
+            for name, value in write.defaults.items():
+                updated.setdefault(name, value)
+            self.items[key] = updated
+            landed[index] = True
+        return landed
 
 
 class QuarantineList:

@@ -3,7 +3,8 @@
 Nothing here replaces our own code. Faults are injected from outside, as they happen in AWS: a
 Redis that is stopped, stalled or failed over (:class:`TcpProxy` plays the ElastiCache endpoint
 whose DNS flips to the new primary), a DynamoDB endpoint that answers every call with a throttling
-error (:class:`ThrottlingDynamo`), botocore's ``Stubber`` on a real client, fakes handed to ports.
+error (:class:`ThrottlingDynamo`), replies queued on the functions' DynamoDB client's transport
+(:class:`ScriptedDynamo`), botocore's ``Stubber`` on a real botocore client, fakes handed to ports.
 """
 
 from __future__ import annotations
@@ -361,7 +362,7 @@ THROTTLED_BODY = json.dumps(
 class ThrottlingDynamo:
     """An HTTP endpoint on 127.0.0.1 answering every DynamoDB call as DynamoDB does when it throttles.
 
-    It counts the calls, so a test sees how many attempts the real botocore client made.
+    It counts the calls, so a test sees how many attempts the functions' client made.
     """
 
     def __init__(self) -> None:
@@ -395,3 +396,60 @@ class ThrottlingDynamo:
         self._server.shutdown()
         self._thread.join(timeout=5)
         self._server.server_close()
+
+
+class ScriptedDynamo:
+    """The functions' DynamoDB client (:class:`core.dynamodb.DynamoDBClient`) over a transport whose replies
+    can be queued in advance, as botocore's ``Stubber`` queues them on a botocore client.
+
+    While replies are queued, each request must be the next queued operation (and, where given, carry
+    exactly the expected parameters) and gets its queued reply as DynamoDB would send it over HTTP, so
+    the client's own retries, error parsing and signing all run. With nothing queued, requests reach
+    the stack's moto server.
+    """
+
+    def __init__(self) -> None:
+        from core.dynamodb import DynamoDBClient, Urllib3Transport, endpoint_url, region_from_env
+
+        region = region_from_env()
+        self._forward = Urllib3Transport(endpoint_url(region))
+        self.host = self._forward.host
+        self._queue: list[tuple[str, dict[str, Any] | None, Any]] = []
+        self.sent: list[str] = []  # every operation the client sent, in order (retries included)
+        self.client = DynamoDBClient(region, self)
+
+    def post(self, body: bytes, headers: dict[str, str]) -> Any:
+        self.sent.append(headers["x-amz-target"].rpartition(".")[2])
+        if not self._queue:
+            return self._forward.post(body, headers)
+        operation, expected, reply = self._queue.pop(0)
+        sent = headers["x-amz-target"].rpartition(".")[2]
+        assert sent == operation, f"expected a {operation} request, the client sent {sent}"
+        if expected is not None:
+            assert json.loads(body) == expected, f"unexpected {operation} parameters"
+        return reply
+
+    def add_response(self, operation: str, response: dict[str, Any], expected: dict[str, Any] | None = None) -> None:
+        from core.dynamodb import HttpReply
+
+        self._queue.append((_camel(operation), expected, HttpReply(200, json.dumps(response).encode(), None)))
+
+    def add_client_error(self, operation: str, service_error_code: str, http_status_code: int = 400) -> None:
+        from core.dynamodb import HttpReply
+
+        body = {"__type": f"com.amazonaws.dynamodb.v20120810#{service_error_code}", "message": "scripted fault"}
+        self._queue.append((_camel(operation), None, HttpReply(http_status_code, json.dumps(body).encode(), None)))
+
+    def __enter__(self) -> ScriptedDynamo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.clear()  # what a test left queued never leaks into the next
+
+    def assert_no_pending_responses(self) -> None:
+        assert not self._queue, f"{len(self._queue)} queued replies were never asked for"
+
+
+def _camel(operation: str) -> str:
+    """``batch_write_item`` (botocore's method name) → ``BatchWriteItem`` (the API operation)."""
+    return "".join(part.capitalize() for part in operation.split("_"))

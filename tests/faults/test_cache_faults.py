@@ -23,7 +23,7 @@ from core.cache import HIT, MISS, CircuitBreaker, SearchCache, entry_key, genera
 from core.page_token import PageTokens
 from core.redis_client import CONNECT_TIMEOUT_SECONDS, SOCKET_TIMEOUT_SECONDS, RedisCacheStore, connect, search_cache
 from core.settings import CacheSettings, cache_settings_from_env
-from core.store import DynamoTable, dynamodb_client
+from core.store import DynamoTable
 from domains.flights.bootstrap import DynamoOfferSource
 from domains.flights.offers import FlightOffer
 from domains.flights.query import FlightQuery, parse_flight_query
@@ -32,7 +32,16 @@ from integrations.flights_ingest import lambda_handler as flights_ingest
 from local.redis_server import RedisServer
 from local.stack import LocalStack
 from tests.fakes import CountingMetrics
-from tests.faults.harness import TcpProxy, emf_counts, eventbridge_body, failed_ids, flight_event, percentile, sqs_batch
+from tests.faults.harness import (
+    ScriptedDynamo,
+    TcpProxy,
+    emf_counts,
+    eventbridge_body,
+    failed_ids,
+    flight_event,
+    percentile,
+    sqs_batch,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -410,15 +419,8 @@ def test_a_zlib_entry_that_does_not_inflate_is_corrupt_not_an_error(private_redi
 @pytest.fixture
 def counted_dynamodb() -> Iterator[tuple[Any, list[str]]]:
     """A DynamoDB client built as the functions build theirs, with every call it makes recorded."""
-    client = dynamodb_client.__wrapped__()
-    calls: list[str] = []
-
-    def record(model: Any, **_: Any) -> None:
-        calls.append(model.name)
-
-    client.meta.events.register("before-call.dynamodb", record)
-    yield client, calls
-    client.meta.events.unregister("before-call.dynamodb", record)
+    dynamo = ScriptedDynamo()
+    yield dynamo.client, dynamo.sent
 
 
 def test_fifty_concurrent_misses_on_one_key_make_at_most_one_dynamodb_query(

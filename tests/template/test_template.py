@@ -294,7 +294,8 @@ VPC_ENI_ACTIONS = frozenset(
     }
 )
 # core.store.Writes's public methods → the DynamoDB action each one sends.
-WRITE_ACTIONS = {"upsert_if_newer": "dynamodb:UpdateItem", "put_all": "dynamodb:BatchWriteItem"}
+# upsert_all sends TransactWriteItems of Update actions: IAM authorizes each as dynamodb:UpdateItem.
+WRITE_ACTIONS = {"upsert_all": "dynamodb:UpdateItem", "put_all": "dynamodb:BatchWriteItem"}
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 
@@ -2290,7 +2291,7 @@ def test_every_role_is_checked_by_a_test(resources: Resources) -> None:
 @by_ingest
 def test_ingest_dynamodb_actions_are_the_ones_the_code_calls(resources: Resources, ingest: IngestDomain) -> None:
     """Given an ingest role, then the DynamoDB actions it grants on its domain table and on the quarantine table
-    are exactly those integrations/ingest.py sends through core.store.Writes (UpdateItem for upsert_if_newer,
+    are exactly those integrations/ingest.py sends through core.store.Writes (UpdateItem for upsert_all,
     BatchWriteItem for put_all), and the composition wires the store to the domain table and the quarantine store
     to the quarantine table."""
     wiring = module_tree("integrations/wiring.py")
