@@ -168,6 +168,37 @@ def test_a_failed_write_is_reported_for_redelivery_and_the_rest_of_the_batch_lan
     assert len(store.items) == 4
 
 
+def test_a_batch_is_written_in_one_store_call_and_an_offer_superseded_within_it_counts_as_unchanged() -> None:
+    harness = Harness()
+    newer = with_sequence(FLIGHT_EVENT, FLIGHT_EVENT["sequence"] + 1, "99.00")
+    # Given one batch carrying the same offers twice, the newer event first
+    assert harness.run(delivered(newer), delivered(FLIGHT_EVENT), "not json") == []
+    # Then the store was asked once for the whole batch, and only the newer prices were written
+    assert harness.store.calls == 1
+    assert {item["price"]["N"] for item in harness.store.items.values()} == {"99.00"}
+    assert (harness.metrics.counts["RecordWritten"], harness.metrics.counts["RecordUnchanged"]) == (2, 2)
+    assert harness.metrics.counts["EventIngested"] == 2
+    assert harness.invalidated == Counter({"JFK-LHR": 1})
+
+
+def test_after_a_failed_batch_write_each_event_is_written_alone_and_invalidates_what_it_touches() -> None:
+    other_day = copy.deepcopy(FLIGHT_EVENT)
+    other_day["data"]["date"] = "2026-12-02"
+    for offer in other_day["data"]["offers"]:
+        offer["departure"], offer["arrival"] = "2026-12-02T18:30:00Z", "2026-12-03T01:35:00Z"
+    other_route = copy.deepcopy(FLIGHT_EVENT)
+    other_route["data"]["destination"] = "CDG"
+    store = NewestWinsStore(fail_keys={"2026-12-02#BA178#business#skylink"})
+    harness = Harness(store=store)
+    # When the batch's write fails part-way (the first event's offers landed before the failure)
+    assert harness.run(delivered(FLIGHT_EVENT), delivered(other_day), delivered(other_route)) == ["m1"]
+    # Then the events were written one by one: the failing one is handed back, the others landed,
+    # and the route whose offers landed before the failure is invalidated although its retry changed nothing
+    assert store.calls == 4
+    assert ("JFK-CDG", "2026-12-01#BA178#business#skylink") in store.items
+    assert harness.invalidated == Counter({"JFK-LHR": 1, "JFK-CDG": 1})
+
+
 def test_unwritten_quarantine_records_are_reported_not_lost() -> None:
     harness = Harness()
     harness.quarantine.unprocessed = 1
