@@ -13,7 +13,9 @@ Keys (the braces are a cluster hash tag, so one scope lives in one slot)::
   hit at once, and is overwritten by the next rebuild or expires by TTL. No KEYS, no SCAN, no
   fan-out deletes; one entry per query, whatever the number of invalidations.
 * On a miss one caller wins ``SET NX`` on the lock and rebuilds (stampede protection); the others
-  serve the entry of an older generation as ``STALE`` if there is one, or wait briefly.
+  serve the entry of an older generation as ``STALE`` if there is one, or wait briefly. The lock is
+  sent with a second ``MGET`` in one round trip, so a rebuild that landed since the first read is
+  served as a hit by the winner and the losers alike.
 * A write is fenced: a Lua script (all keys declared, one slot) stores only if the generation is
   still the one the reader saw, so a result computed before an invalidation is never stored as
   current. The generation inside the value makes that hold even for a write that slipped past.
@@ -65,11 +67,17 @@ class CacheUnavailable(Exception):
 
 
 class RedisPort(Protocol):
-    """The four operations the cache needs; :mod:`core.redis_client` implements them over redis-py."""
+    """The four operations the cache needs; :mod:`core.redis_client` implements them over Redis."""
 
-    def read(self, generation_key: str, entry_key: str) -> tuple[bytes | None, bytes | None]: ...
+    def read(self, generation_key: str, entry_key: str) -> tuple[bytes | None, bytes | None]:
+        """``MGET`` of the generation and the entry."""
+        ...
 
-    def lock(self, lock_key: str, token: str, ttl_ms: int) -> bool: ...
+    def lock_and_read(
+        self, lock_key: str, token: str, ttl_ms: int, generation_key: str, entry_key: str
+    ) -> tuple[bool, tuple[bytes | None, bytes | None]]:
+        """``SET lock token NX PX ttl`` (True when this caller took it), then :meth:`read`, in one round trip."""
+        ...
 
     def write(
         self, generation_key: str, entry_key: str, lock_key: str, generation: int, value: bytes, ttl_ms: int, token: str
@@ -229,17 +237,20 @@ class SearchCache:
                     stale = stored[1]
             lock = lock_key(key, generation)
             token = f"{_TOKEN_PREFIX}{next(_TOKEN_COUNTER)}"
-            acquired = self._call(self._redis.lock, lock, token, self._policy.lock_ms)
-            if acquired is None:
+            locked = self._call(self._redis.lock_and_read, lock, token, self._policy.lock_ms, gen_key, key)
+            if locked is None:
                 return Cached(build()[0], BYPASS)
-            if acquired:
-                # Read and lock are two round trips: a rebuild may have landed in between.
-                landed = self._current(self._call(self._redis.read, gen_key, key), generation)
+            # The first read was a round trip earlier: another caller's rebuild may have landed since.
+            landed = self._current(locked[1], generation)
+            if locked[0]:
                 if landed is not None:
                     self._call(self._redis.write, gen_key, key, lock, generation, b"", 0, token)
                     self._metrics.count("CacheHit")
                     return Cached(landed, HIT)
                 return self._rebuild(gen_key, key, lock, generation, token, build)
+            if landed is not None:
+                self._metrics.count("CacheHit")
+                return Cached(landed, HIT)
             if stale is not None:
                 self._metrics.count("CacheStale")
                 return Cached(stale, STALE)
@@ -253,9 +264,9 @@ class SearchCache:
             self._sleep(self._policy.poll_seconds)
 
     @staticmethod
-    def _current(reply: tuple[bytes | None, bytes | None] | None, generation: int) -> str | None:
+    def _current(reply: tuple[bytes | None, bytes | None], generation: int) -> str | None:
         """The body in a read reply if it is of ``generation`` and intact."""
-        if reply is None or reply[1] is None or int(reply[0] or 0) != generation:
+        if reply[1] is None or int(reply[0] or 0) != generation:
             return None
         stored = unframe(reply[1])
         return stored[1] if stored is not None and stored[0] == generation else None

@@ -8,6 +8,7 @@ what many independent caches (one connection and one breaker each, like Lambda c
 from __future__ import annotations
 
 import gc
+import socket
 import threading
 import time
 import zlib
@@ -15,11 +16,23 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
+import hiredis
 import pytest
 import redis
 from werkzeug.test import Client, TestResponse
 
-from core.cache import HIT, MISS, CircuitBreaker, SearchCache, entry_key, generation_key, query_digest, unframe
+from core.cache import (
+    BYPASS,
+    HIT,
+    MISS,
+    CircuitBreaker,
+    SearchCache,
+    entry_key,
+    frame,
+    generation_key,
+    query_digest,
+    unframe,
+)
 from core.page_token import PageTokens
 from core.redis_client import CONNECT_TIMEOUT_SECONDS, SOCKET_TIMEOUT_SECONDS, RedisCacheStore, connect, search_cache
 from core.settings import CacheSettings, cache_settings_from_env
@@ -506,3 +519,184 @@ def test_a_slow_reader_never_stores_pre_invalidation_data_under_the_new_generati
 
 def _offer(route: tuple[str, str], day: date, price: str, sequence: int) -> dict[str, Any]:
     return flight_event(route[0], route[1], day, [("QS101", "economy", price)], sequence)
+
+
+# --- 17. replies out of step ----------------------------------------------------------------------
+
+
+class ScriptedRedis:
+    """A Redis-protocol server on 127.0.0.1 that answers each command with whatever ``answer`` returns:
+    raw bytes, sent as they are (so a reply can be late, of the wrong kind, or another command's), or
+    None to close the connection. It records every command it was sent, with its connection's number.
+    """
+
+    def __init__(self, answer: Callable[[int, list[bytes]], bytes | None]) -> None:
+        self._answer = answer
+        self.commands: list[tuple[int, list[bytes]]] = []
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def names(self) -> list[tuple[int, str]]:
+        return [(connection, command[0].decode().upper()) for connection, command in self.commands]
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                peer, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(peer, self.connections), daemon=True).start()
+            self.connections += 1
+
+    def _serve(self, peer: socket.socket, number: int) -> None:
+        reader = hiredis.Reader()
+        with peer:
+            while data := peer.recv(65536):
+                reader.feed(data)
+                while (command := reader.gets()) is not False:
+                    self.commands.append((number, command))
+                    reply = self._answer(number, command)
+                    if reply is None:
+                        return
+                    peer.sendall(reply)
+
+
+NIL = b"$-1\r\n"
+MISSING = b"*2\r\n" + NIL + NIL  # MGET of a scope never invalidated and an entry never stored
+
+
+def bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def entry_of_generation_0(body: str) -> bytes:
+    """An MGET reply that is a hit for any entry of a scope in generation 0."""
+    return b"*2\r\n" + NIL + bulk(frame(body, 0))
+
+
+def cache_on(server: ScriptedRedis, metrics: CountingMetrics, **store: float) -> SearchCache:
+    settings = CacheSettings("127.0.0.1", server.port, False, "none", "", "", 300, "us-east-1")
+    return SearchCache("flights", RedisCacheStore(lambda: connect(settings), **store), metrics)
+
+
+def answers_a_healthy_miss(command: list[bytes]) -> bytes:
+    """What redis-server answers a rebuilding caller: a miss, the lock, the script, a stored write."""
+    name = command[0].upper()
+    if name == b"MGET":
+        return MISSING
+    if name == b"SET":
+        return b"+OK\r\n"
+    if name == b"SCRIPT":
+        return bulk(b"0" * 40)
+    if name == b"EVALSHA":
+        return b":1\r\n"
+    if name == b"PING":
+        return b"+PONG\r\n"
+    raise AssertionError(f"unexpected command {command!r}")
+
+
+def test_a_reply_to_the_pipelined_read_that_comes_late_is_never_taken_for_a_later_answer() -> None:
+    # Given a server whose first connection answers the lock at once but the read that went with it
+    # only after the socket timeout, with a reply that would be a hit for another query's body
+    def answer(connection: int, command: list[bytes]) -> bytes | None:
+        if connection == 0 and command[0] == b"MGET" and any(c == b"SET" for _, [c, *_] in server.commands):
+            time.sleep(SOCKET_TIMEOUT_SECONDS * 3)
+            return entry_of_generation_0('{"another":"query"}')
+        return answers_a_healthy_miss(command)
+
+    server, metrics = ScriptedRedis(answer), CountingMetrics()
+    try:
+        cache = cache_on(server, metrics)
+        answer_1 = cache.get_or_build("JFK-LHR", "q", lambda: ('{"own":"result"}', False))
+        answer_2 = cache.get_or_build("JFK-LHR", "q2", lambda: ('{"own":"second"}', False))
+    finally:
+        server.close()
+    # Then the lock and read were sent again on a fresh connection, and each search got its own result
+    assert (answer_1.status, answer_1.body) == (MISS, '{"own":"result"}')
+    assert (answer_2.status, answer_2.body) == (MISS, '{"own":"second"}')
+    assert server.names()[:5] == [(0, "MGET"), (0, "SET"), (0, "MGET"), (1, "SET"), (1, "MGET")]
+    assert metrics.counts["CacheError"] == 0
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        pytest.param(MISSING + b"+OK\r\n", id="read before lock"),
+        pytest.param(entry_of_generation_0('{"x":1}') + b"+OK\r\n", id="a hit where the lock belongs"),
+        pytest.param(b"+OK\r\n+OK\r\n", id="a status where the read belongs"),
+        pytest.param(b"+OK\r\n*3\r\n" + NIL + NIL + NIL, id="a read of three keys"),
+        pytest.param(b"+OK\r\n*2\r\n:0\r\n" + NIL, id="an integer generation"),
+    ],
+)
+def test_replies_out_of_step_with_the_lock_and_read_are_a_cache_error_never_a_hit(replies: bytes) -> None:
+    # Given a server that answers the pipelined lock and read with replies that do not fit them
+    def answer(connection: int, command: list[bytes]) -> bytes | None:
+        if command[0] == b"SET":
+            return b""  # its reply goes out with the read's
+        if command[0] == b"MGET" and [name for _, name in server.names()[-2:]] == ["SET", "MGET"]:
+            return replies
+        return answers_a_healthy_miss(command)
+
+    server, metrics = ScriptedRedis(answer), CountingMetrics()
+    try:
+        cache = cache_on(server, metrics)
+        answer = cache.get_or_build("JFK-LHR", "q", lambda: ('{"own":"result"}', False))
+    finally:
+        server.close()
+    # Then the search is answered from the source, the error counted, and that connection not used again
+    assert (answer.status, answer.body) == (BYPASS, '{"own":"result"}')
+    assert metrics.counts["CacheError"] == 1 and metrics.counts["CacheHit"] == 0
+    assert server.names() == [(0, "MGET"), (0, "SET"), (0, "MGET")], server.names()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"+OK\r\n", b":1\r\n", b"*1\r\n" + NIL, entry_of_generation_0("{}")[:-2] + b"\r\n*0\r\n"],
+    ids=["status", "integer", "one value", "two arrays"],
+)
+def test_a_read_answered_with_the_wrong_kind_of_reply_is_a_cache_error_not_a_crash(reply: bytes) -> None:
+    server, metrics = ScriptedRedis(lambda _, command: reply if command[0] == b"MGET" else None), CountingMetrics()
+    try:
+        answer = cache_on(server, metrics).get_or_build("JFK-LHR", "q", lambda: ('{"own":"result"}', False))
+    finally:
+        server.close()
+    assert (answer.status, answer.body) == (BYPASS, '{"own":"result"}')
+    assert metrics.counts["CacheError"] == 1
+
+
+def test_a_write_answered_with_the_wrong_kind_of_reply_still_answers_the_search() -> None:
+    def answer(connection: int, command: list[bytes]) -> bytes | None:
+        return b"+OK\r\n" if command[0] == b"EVALSHA" else answers_a_healthy_miss(command)
+
+    server, metrics = ScriptedRedis(answer), CountingMetrics()
+    try:
+        answer_ = cache_on(server, metrics).get_or_build("JFK-LHR", "q", lambda: ('{"own":"result"}', False))
+    finally:
+        server.close()
+    assert (answer_.status, answer_.body) == (MISS, '{"own":"result"}')
+    assert metrics.counts["CacheError"] == 1
+
+
+def test_an_idle_connection_is_checked_with_ping_before_use_and_replaced_when_it_fails() -> None:
+    # Given a server that stops answering PING on its first connection (a connection dropped while frozen)
+    def answer(connection: int, command: list[bytes]) -> bytes | None:
+        if command[0] == b"PING" and connection == 0:
+            return None
+        return answers_a_healthy_miss(command)
+
+    server, metrics = ScriptedRedis(answer), CountingMetrics()
+    try:
+        # A store whose connections count as idle at once
+        cache = cache_on(server, metrics, health_check_seconds=0)
+        cache.get_or_build("JFK-LHR", "q", lambda: ('{"own":"result"}', False))
+    finally:
+        server.close()
+    # Then every command after the first on a connection went after a PING; the failed one moved the
+    # search to a fresh connection without a cache error
+    assert server.names()[:4] == [(0, "MGET"), (0, "PING"), (1, "SET"), (1, "MGET")]
+    assert metrics.counts["CacheError"] == 0

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 
-from core.cache import HIT, MISS, STALE, CachePolicy, CircuitBreaker, SearchCache, generation_key, unframe
+from core.cache import (
+    HIT,
+    MISS,
+    STALE,
+    CachePolicy,
+    CircuitBreaker,
+    SearchCache,
+    entry_key,
+    frame,
+    generation_key,
+    lock_key,
+    query_digest,
+    unframe,
+)
 from core.redis_client import RedisCacheStore, connect
 from core.settings import CacheSettings
 from local.redis_server import RedisServer
@@ -226,3 +239,88 @@ def test_stalled_redis_costs_at_most_the_timeout_budget(
         redis_server.resume()
     assert {a.status for a in answers} == {"BYPASS"}
     assert elapsed < 0.3, f"20 searches against a stalled cache took {elapsed:.3f}s"
+
+
+class RebuildLandsAfterTheFirstRead:
+    """RedisPort over the real store: right after this caller's first read, ``land`` runs once (another
+    caller's rebuild finishing between this caller's read and its lock)."""
+
+    def __init__(self, store: RedisCacheStore, land: Callable[[], None]) -> None:
+        self._store, self._land = store, land
+        self.lock_and_read, self.write, self.incr = store.lock_and_read, store.write, store.incr
+
+    def read(self, generation_key: str, entry_key: str) -> tuple[bytes | None, bytes | None]:
+        reply = self._store.read(generation_key, entry_key)
+        land, self._land = self._land, lambda: None
+        land()
+        return reply
+
+
+def test_a_rebuild_that_lands_between_read_and_lock_is_served_and_the_lock_released(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    key = entry_key("flights", "JFK-LHR", query_digest("q"))
+    store = RedisCacheStore(lambda: connect(cache_settings(redis_server)))
+    landing = RebuildLandsAfterTheFirstRead(store, lambda: raw.set(key, frame('{"landed":1}', 0)))
+    cache, build = SearchCache("flights", landing, metrics), CountingBuild()
+    answer = cache.get_or_build("JFK-LHR", "q", build)
+    assert (answer.status, answer.body, build.calls) == (HIT, '{"landed":1}', 0)
+    assert raw.keys("lock:*") == []
+    assert (metrics.counts["CacheHit"], metrics.counts["CacheMiss"]) == (1, 0)
+
+
+def test_a_caller_that_loses_the_lock_to_a_rebuild_that_has_landed_answers_at_once(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    key = entry_key("flights", "JFK-LHR", query_digest("q"))
+
+    def another_caller_rebuilt() -> None:
+        raw.set(lock_key(key, 0), "another caller", px=3000)  # it holds the lock until its write returns
+        raw.set(key, frame('{"landed":1}', 0))
+
+    store = RedisCacheStore(lambda: connect(cache_settings(redis_server)))
+    sleeps: list[float] = []
+    cache = SearchCache(
+        "flights", RebuildLandsAfterTheFirstRead(store, another_caller_rebuilt), metrics, sleep=sleeps.append
+    )
+    build = CountingBuild()
+    answer = cache.get_or_build("JFK-LHR", "q", build)
+    # The lock's reply and the second read's reply came back together: no wait, no rebuild, no stale answer
+    assert (answer.status, answer.body, build.calls, sleeps) == (HIT, '{"landed":1}', 0, [])
+    assert raw.get(lock_key(key, 0)) == b"another caller"
+
+
+def test_a_flushed_write_script_is_loaded_again_and_the_result_stored(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache = new_cache(redis_server, metrics)
+    cache.get_or_build("JFK-LHR", "first", CountingBuild())
+    # A restarted or failed-over server has no scripts: the next write meets NOSCRIPT
+    raw.script_flush()
+    answer = cache.get_or_build("JFK-LHR", "second", CountingBuild('{"second":1}'))
+    assert (answer.status, answer.body) == (MISS, '{"second":1}')
+    assert cache.get_or_build("JFK-LHR", "second", CountingBuild()).status == HIT
+    assert metrics.counts["CacheError"] == 0
+
+
+def test_a_lock_refused_by_a_read_only_replica_is_a_cache_error_not_a_stale_or_hit_answer(
+    metrics: CountingMetrics,
+) -> None:
+    with RedisServer() as primary, RedisServer() as replica:
+        primary_raw, replica_raw = redis.Redis(port=primary.port), redis.Redis(port=replica.port)
+        try:
+            cache = new_cache(replica, metrics)
+            primary_raw.config_set("repl-diskless-sync-delay", 0)  # sync at once, not after 5 s
+            replica_raw.replicaof(primary.host, primary.port)
+            deadline = time.monotonic() + 10
+            while replica_raw.info("replication").get("master_link_status") != "up":
+                assert time.monotonic() < deadline, "the replica did not sync"
+                time.sleep(0.02)
+            # The replica answers reads (a miss) and refuses the lock with READONLY, on every attempt
+            answer = cache.get_or_build("JFK-LHR", "q", CountingBuild('{"from":"source"}'))
+            assert (answer.status, answer.body) == ("BYPASS", '{"from":"source"}')
+            assert metrics.counts["CacheError"] == 1
+        finally:
+            replica_raw.replicaof("NO", "ONE")
+            primary_raw.close()
+            replica_raw.close()
