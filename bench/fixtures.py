@@ -1,19 +1,23 @@
 """What every benchmark stands on: a private redis-server, the flights function's environment, real
-proxy events, seeded offers as DynamoDB items, a botocore client behind a Stubber, silenced stdout.
+proxy events, seeded offers as DynamoDB items, stubbed DynamoDB, silenced stdout.
 
-Nothing here talks to AWS: DynamoDB is botocore's ``Stubber`` (responses queued outside timed
-regions), credentials are fake and instance metadata lookups are switched off, so a benchmark never
-leaves 127.0.0.1.
+Nothing here talks to AWS. DynamoDB is stubbed on both sides of a comparison, with responses queued
+outside timed regions: the functions' own client (core.dynamodb) gets the response as DynamoDB sends
+it, JSON bytes on its transport port (:class:`CannedReplies`), which it must still parse; a botocore
+client gets the same response through botocore's ``Stubber``, already parsed. Credentials are fake and
+instance metadata lookups are switched off, so a benchmark never leaves 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import secrets
 import statistics
 import sys
 import uuid
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,7 +25,9 @@ from functools import lru_cache
 from itertools import groupby
 from typing import Any
 
-from core import store
+import orjson
+
+from core.dynamodb import DynamoDBClient, HttpReply
 from domains.flights.offers import FlightOffer, offer_to_item
 from local.redis_server import RedisServer
 from local.seed import DEFAULT_SEED, generate_offers
@@ -204,9 +210,46 @@ def query_response(offers: list[FlightOffer]) -> dict[str, Any]:
     return {"Items": items, "Count": len(items), "ScannedCount": len(items)}
 
 
-def dynamodb_client() -> Any:
-    """A new botocore DynamoDB client made exactly as the functions make theirs (core.store), for a Stubber."""
-    return store.dynamodb_client.__wrapped__()
+def botocore_dynamodb_client() -> Any:
+    """A botocore DynamoDB client configured as the functions' client behaves (3 attempts, 1 s/2 s
+    timeouts), for a ``Stubber``: the reference a benchmark compares the functions' client against."""
+    import botocore.session
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 3}, tcp_keepalive=True
+    )
+    return botocore.session.get_session().create_client("dynamodb", config=config)
+
+
+class CannedReplies:
+    """core.dynamodb's Transport port answering from a queue of responses, as DynamoDB sends them
+    (JSON bytes with their CRC32), so the functions' client signs, sends and parses as in Lambda."""
+
+    host = f"dynamodb.{REGION}.amazonaws.com"
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[tuple[str, HttpReply]] = collections.deque()
+
+    def add_response(self, operation: str, response: Mapping[str, Any]) -> None:
+        body = orjson.dumps(response)
+        self._queue.append((operation, HttpReply(200, body, str(zlib.crc32(body)))))
+
+    def post(self, body: bytes, headers: dict[str, str]) -> HttpReply:
+        operation, reply = self._queue.popleft()
+        sent = headers["x-amz-target"].rpartition(".")[2]
+        if sent != operation:
+            raise AssertionError(f"expected a {operation} request, the client sent {sent}")
+        return reply
+
+    def assert_no_pending_responses(self) -> None:
+        if self._queue:
+            raise AssertionError(f"{len(self._queue)} queued responses were never asked for")
+
+
+def functions_dynamodb_client(replies: CannedReplies) -> DynamoDBClient:
+    """The functions' DynamoDB client (core.dynamodb) with its transport answered by ``replies``."""
+    return DynamoDBClient(REGION, replies)
 
 
 def median(values: list[float]) -> float:

@@ -1,6 +1,7 @@
 """The flights search function as Lambda runs it, on this machine: the real handler module, a private
-redis-server, and DynamoDB as botocore's Stubber on a client wired in through the composition root's
-seam (``domains.flights.bootstrap.use_dynamodb_client``)."""
+redis-server, and its own DynamoDB client (core.dynamodb) answered by canned replies on its transport,
+wired in through the composition root's seam (``domains.flights.bootstrap.use_dynamodb_client``).
+Beside it, a botocore client behind ``Stubber`` answers the same Query: the reference."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from local.redis_server import RedisServer
 class FlightsFunction:
     redis_server: RedisServer
     handler: Callable[[dict[str, Any], Any], dict[str, Any]]
-    client: Any  # the botocore DynamoDB client the handler's table uses
-    stubber: Stubber
+    replies: fixtures.CannedReplies  # what the handler's DynamoDB client receives
+    client: Any  # a botocore DynamoDB client, the reference
+    stubber: Stubber  # on ``client``
     bare: redis.Redis  # a plain redis-py client on the same server
     event: dict[str, Any]
     context: fixtures.LambdaContext
@@ -57,10 +59,11 @@ def flights_function(ttl_seconds: int = 300) -> Iterator[FlightsFunction]:
         from domains.flights import bootstrap, handler
         from domains.flights.query import parse_flight_query
 
-        client = fixtures.dynamodb_client()
+        client = fixtures.botocore_dynamodb_client()
         stubber = Stubber(client)
         stubber.activate()
-        bootstrap.use_dynamodb_client(client)
+        replies = fixtures.CannedReplies()
+        bootstrap.use_dynamodb_client(fixtures.functions_dynamodb_client(replies))
         try:
             days = fixtures.offers_by_day("JFK", "LHR")
             day = next((d for d in sorted(days) if d >= fixtures.search_day()), max(days))
@@ -70,6 +73,7 @@ def flights_function(ttl_seconds: int = 300) -> Iterator[FlightsFunction]:
             function = FlightsFunction(
                 redis_server=server,
                 handler=handler.lambda_handler,
+                replies=replies,
                 client=client,
                 stubber=stubber,
                 bare=redis.Redis(host=server.host, port=server.port),
@@ -84,10 +88,10 @@ def flights_function(ttl_seconds: int = 300) -> Iterator[FlightsFunction]:
                 generation_key=generation_key(bootstrap.DOMAIN, query.route),
                 entry_key=entry_key(bootstrap.DOMAIN, query.route, query_digest(query.canonical())),
             )
-            stubber.add_response("query", function.query_response)
+            replies.add_response("Query", function.query_response)
             with fixtures.stdout_to_devnull():
                 first, second = function.invoke(), function.invoke()
-            stubber.assert_no_pending_responses()
+            replies.assert_no_pending_responses()
             statuses = (first["statusCode"], first["headers"]["X-Cache"], second["headers"]["X-Cache"])
             if statuses != (200, "MISS", "HIT") or function.bare.get(function.entry_key) is None:
                 raise RuntimeError(f"the flights function did not cache its example query: {statuses}")

@@ -1,11 +1,14 @@
-"""``miss_path_vs_client_query``: handler CPU on a cache miss ÷ CPU of the bare botocore Query it makes.
+"""``miss_path_vs_client_query``: handler CPU on a cache miss ÷ CPU of a bare botocore Query of the same items.
 
-Both sides get the same Stubber response (the seeded offers of the route and day), queued outside the
-timed region; each handler call is made a miss beforehand by INCRing the route's generation, as ingest
-does (also untimed). The handler side is everything a miss costs the function: parse, cache read, lock,
-second read, the Query through ``core.store``, offers from items, filter, rank, render, the fenced
-cache write, EMF. The other side is ``client.query(**the same request)`` on the same client. CPU is
-``time.process_time`` (ours, not redis-server's), summed per batch; the figure is the median batch ratio.
+Both sides get the same response (the seeded offers of the route and day), queued outside the timed
+region: the handler's own DynamoDB client (core.dynamodb) as the JSON bytes DynamoDB sends, which it
+signs for, parses and checks the CRC32 of; the botocore client through ``Stubber``, already parsed (so
+the reference skips botocore's response parsing, which a real Query pays). Each handler call is made a
+miss beforehand by INCRing the route's generation, as ingest does (also untimed). The handler side is
+everything a miss costs the function: parse, cache read, lock and second read, the Query through
+``core.store``, offers from items, filter, rank, render, the fenced cache write, EMF. The other side is
+``client.query(**the same request)``. CPU is ``time.process_time`` (ours, not redis-server's), summed
+per batch; the figure is the median batch ratio.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ CALLS_PER_BATCH = 80
 def measure(batches: int = BATCHES, calls: int = CALLS_PER_BATCH) -> Figure:
     with flights_function() as function:
         invoke, client, stubber = function.invoke, function.client, function.stubber
-        request, response = function.query_request, function.query_response
+        request, response, replies = function.query_request, function.query_response, function.replies
         function.invalidate()
-        stubber.add_response("query", response)
+        replies.add_response("Query", response)
         first, written = function.invoke_capturing()
         assert first["headers"]["X-Cache"] == "MISS", first["headers"]
         ratios: list[float] = []
@@ -42,7 +45,7 @@ def measure(batches: int = BATCHES, calls: int = CALLS_PER_BATCH) -> Figure:
                 handler_total = query_total = 0.0
                 for _ in range(calls):
                     function.invalidate()
-                    stubber.add_response("query", response)
+                    replies.add_response("Query", response)
                     started = cpu()
                     result = invoke()
                     handler_total += cpu() - started
@@ -52,6 +55,7 @@ def measure(batches: int = BATCHES, calls: int = CALLS_PER_BATCH) -> Figure:
                     client.query(**request)
                     query_total += cpu() - started
                 stubber.assert_no_pending_responses()
+                replies.assert_no_pending_responses()
                 if batch >= 0:
                     handler_cpu.append(handler_total / calls)
                     query_cpu.append(query_total / calls)
@@ -66,7 +70,7 @@ def measure(batches: int = BATCHES, calls: int = CALLS_PER_BATCH) -> Figure:
         unit="ratio",
         samples=ratios,
         details={
-            "what": "per batch: handler CPU on forced misses / CPU of the same botocore Query, same Stubber response",
+            "what": "per batch: handler CPU on forced misses / CPU of a botocore Query (Stubber) of the same items",
             "batches": batches,
             "calls_per_batch": calls,
             "items_per_query": len(response["Items"]),
@@ -110,7 +114,7 @@ def _breakdown(function: FlightsFunction, calls: int = 200) -> dict[str, float]:
         with fixtures.stdout_to_devnull():
             for _ in range(calls):
                 function.invalidate()
-                function.stubber.add_response("query", function.query_response)
+                function.replies.add_response("Query", function.query_response)
                 started = cpu()
                 function.invoke()
                 total += cpu() - started

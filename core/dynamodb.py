@@ -1,12 +1,12 @@
 """A lean DynamoDB client: the JSON protocol over one pooled connection, signed by :mod:`core.sigv4`.
 
 Why not botocore's client: per call it validates the parameters against the service model, serializes
-every AttributeValue through that model, resolves the endpoint ruleset and builds a user agent; with the
-response stubbed that is ~300 µs of CPU per Query or UpdateItem here. Creating the client (loading the model) adds ~200 ms to the first miss of a
-container. The DynamoDB JSON protocol needs none of it: the request body *is* the low-level request
-(``{"TableName": ..., "Key": {"pk": {"S": ...}}}``), serialized here by orjson in a few µs, and the
-response body is the low-level response. ``make bench`` measures the difference
-(docs/performance.md).
+every AttributeValue through that model, resolves the endpoint ruleset and builds a user agent; with
+the response stubbed that is ~300 µs of CPU per Query or UpdateItem here. Creating the client (loading
+the model) adds ~200 ms to the first miss of a container. The DynamoDB JSON protocol needs none of it:
+the request body *is* the low-level request (``{"TableName": ..., "Key": {"pk": {"S": ...}}}``),
+serialized here by orjson in a few µs, and the response body is the low-level response, parsed by
+orjson. ``make bench`` measures the difference (docs/performance.md).
 
 What it keeps from botocore, on purpose:
 
@@ -32,7 +32,6 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -42,7 +41,6 @@ from core.sigv4 import Credentials, RequestSigner
 
 API_VERSION = "DynamoDB_20120810"
 OPERATIONS = frozenset({"Query", "GetItem", "UpdateItem", "BatchWriteItem"})
-CONTENT_TYPE = "application/x-amz-json-1.0"
 MAX_ATTEMPTS = 3  # botocore standard mode's total_max_attempts, the first call included
 MAX_BACKOFF_SECONDS = 20.0
 CONNECT_TIMEOUT_SECONDS = 1.0
@@ -153,10 +151,11 @@ class DynamoDBClient:
         transport: Transport,
         credentials: Callable[[], Credentials] | None = None,  # None: credentials_provider() on first use
         sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._transport = transport
+        self._host = transport.host
         self._signer = RequestSigner("dynamodb", region)
         self._credentials = credentials
         self._sleep, self._clock, self._jitter = sleep, clock, jitter
@@ -184,10 +183,9 @@ class DynamoDBClient:
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 self._sleep(min(MAX_BACKOFF_SECONDS, self._jitter() * 2 ** (attempt - 1)))
-            headers = {"content-type": CONTENT_TYPE, "x-amz-target": target}
             if self._credentials is None:
                 self._credentials = credentials_provider()
-            self._signer.sign(self._credentials(), self._transport.host, headers, body, self._clock())
+            headers = self._signer.headers(self._credentials(), self._host, target, body, self._clock())
             try:
                 reply = self._transport.post(body, headers)
             except TransportError as error:

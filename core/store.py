@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
+
+import orjson
 
 from core.dynamodb import DynamoUnavailable
 from core.errors import ServiceUnavailable
@@ -114,13 +117,25 @@ class VersionedWrite(Protocol):
     def defaults(self) -> Item: ...
 
 
-def _identity(key: Item) -> tuple[str, ...]:
-    return tuple(f"{name}={value}" for name, value in sorted(key.items()))
+def _identity(key: Item) -> bytes:
+    return orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateShape:
+    """What every conditional write of the same attribute names shares, built once per set of names."""
+
+    update: str  # UpdateExpression
+    names: dict[str, str]  # ExpressionAttributeNames
+    attribute_values: tuple[str, ...]  # the value placeholders of the attributes, in order
+    default_values: tuple[str, ...]  # and of the defaults
+
+
+CONDITION = "attribute_not_exists(#seq) OR #seq < :seq"
 
 
 @lru_cache(maxsize=64)
-def _expressions(attributes: tuple[str, ...], defaults: tuple[str, ...]) -> tuple[str, str, dict[str, str]]:
-    """UpdateExpression, ConditionExpression and names for writes of these attribute names (built once)."""
+def _update_shape(attributes: tuple[str, ...], defaults: tuple[str, ...]) -> UpdateShape:
     names = {"#seq": "sequence"}
     assignments = ["#seq = :seq"]
     for index, name in enumerate(attributes):
@@ -129,7 +144,12 @@ def _expressions(attributes: tuple[str, ...], defaults: tuple[str, ...]) -> tupl
     for index, name in enumerate(defaults):
         names[f"#d{index}"] = name
         assignments.append(f"#d{index} = if_not_exists(#d{index}, :d{index})")
-    return "SET " + ", ".join(assignments), "attribute_not_exists(#seq) OR #seq < :seq", names
+    return UpdateShape(
+        "SET " + ", ".join(assignments),
+        names,
+        tuple(f":a{index}" for index in range(len(attributes))),
+        tuple(f":d{index}" for index in range(len(defaults))),
+    )
 
 
 def error_code(error: BaseException) -> str | None:
@@ -155,7 +175,7 @@ class Writes:
         the others could not win. The first error other than the condition raises; the writes sent
         before it have landed (each item is its own conditional write, so sending them again is harmless).
         """
-        newest: dict[tuple[str, ...], int] = {}
+        newest: dict[bytes, int] = {}
         for index, write in enumerate(writes):
             identity = _identity(write.key)
             kept = newest.get(identity)
@@ -175,18 +195,17 @@ class Writes:
         return landed
 
     def _update(self, write: VersionedWrite) -> dict[str, Any]:
-        update, condition, names = _expressions(tuple(write.attributes), tuple(write.defaults))
-        values: dict[str, Any] = {":seq": {"N": str(write.sequence)}}
-        for index, value in enumerate(write.attributes.values()):
-            values[f":a{index}"] = value
-        for index, value in enumerate(write.defaults.values()):
-            values[f":d{index}"] = value
+        shape = _update_shape(tuple(write.attributes), tuple(write.defaults))
+        values: dict[str, Any] = dict(zip(shape.attribute_values, write.attributes.values(), strict=True))
+        if shape.default_values:
+            values.update(zip(shape.default_values, write.defaults.values(), strict=True))
+        values[":seq"] = {"N": str(write.sequence)}
         return {
             "TableName": self._table.table_name,
             "Key": write.key,
-            "UpdateExpression": update,
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": names,
+            "UpdateExpression": shape.update,
+            "ConditionExpression": CONDITION,
+            "ExpressionAttributeNames": shape.names,
             "ExpressionAttributeValues": values,
         }
 

@@ -45,8 +45,9 @@ def botocore_authorization(credentials: Credentials, headers: dict[str, str], bo
 @pytest.mark.parametrize("credentials", [KEYS, TEMPORARY], ids=["keys", "session-token"])
 def test_signature_is_the_one_botocore_computes(credentials: Credentials) -> None:
     body = json.dumps(QUERY).encode()
-    headers = {"content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.Query"}
-    RequestSigner("dynamodb", "eu-west-1").sign(credentials, HOST, headers, body, NOW)
+    headers = RequestSigner("dynamodb", "eu-west-1").headers(
+        credentials, HOST, "DynamoDB_20120810.Query", body, NOW.timestamp()
+    )
     expected_headers = {
         "Content-Type": "application/x-amz-json-1.0",
         "X-Amz-Target": "DynamoDB_20120810.Query",
@@ -60,8 +61,7 @@ def test_signing_key_follows_the_day_and_the_secret() -> None:
     signer = RequestSigner("dynamodb", "eu-west-1")
     signed = []
     for credentials, when in ((KEYS, NOW), (KEYS, NOW.replace(day=29)), (TEMPORARY, NOW.replace(day=29))):
-        headers = {"x-amz-target": "DynamoDB_20120810.Query"}
-        signer.sign(credentials, HOST, headers, b"{}", when)
+        headers = signer.headers(credentials, HOST, "DynamoDB_20120810.Query", b"{}", when.timestamp())
         signed.append(headers["authorization"].rpartition("Signature=")[2])
     assert len(set(signed)) == 3
 
@@ -99,7 +99,7 @@ def client_on(transport: Replies, sleeps: list[float] | None = None) -> DynamoDB
         transport,
         credentials=lambda: KEYS,
         sleep=(sleeps if sleeps is not None else []).append,
-        clock=lambda: NOW,
+        clock=NOW.timestamp,
         jitter=lambda: 1.0,
     )
 

@@ -7,14 +7,17 @@ import json
 import logging
 from collections import Counter
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domains.flights.offers import FlightOffer, offer_from_item, offer_to_item
 from integrations.contracts import SCHEMA_DIR, event_contracts
-from integrations.flights_ingest import FLIGHTS
+from integrations.flights_ingest import FLIGHTS, flight_upserts
 from integrations.hotels_ingest import HOTELS
 from integrations.ingest import DomainIngest, IngestPipeline
 from tests.fakes import CountingMetrics, NewestWinsStore, QuarantineList
@@ -166,6 +169,34 @@ def test_a_failed_write_is_reported_for_redelivery_and_the_rest_of_the_batch_lan
     store.fail_keys.clear()
     assert harness.run(delivered(FLIGHT_EVENT)) == []
     assert len(store.items) == 4
+
+
+@pytest.mark.parametrize(
+    "example", sorted((EXAMPLES / "FlightOffersUpdated.v1/valid").glob("*.json")), ids=lambda path: path.stem
+)
+def test_flight_upserts_write_the_item_offer_to_item_describes(example: Path) -> None:
+    """Ingest builds items directly (it is the hot path); the layout stays the one of domains.flights.offers."""
+    event = json.loads(example.read_text())
+    data = event["data"]
+    for upsert, raw in zip(flight_upserts(event, "skylink", "2026-11-28T09:00:00Z"), data["offers"], strict=True):
+        offer = FlightOffer(
+            flight_id=raw["flight_id"],
+            carrier=raw["carrier"],
+            origin=data["origin"],
+            destination=data["destination"],
+            departure=raw["departure"],
+            arrival=raw["arrival"],
+            duration_minutes=raw["duration_minutes"],
+            cabin=raw["cabin"],
+            price=Decimal(raw["price"]["amount"]),
+            currency=raw["price"]["currency"],
+            seats_left=raw["seats_left"],
+            provider="skylink",
+            sequence=event["sequence"],
+            updated_at="2026-11-28T09:00:00Z",
+        )
+        assert {**upsert.key, **upsert.attributes, "sequence": {"N": str(upsert.sequence)}} == offer_to_item(offer)
+        assert offer_from_item({**upsert.key, **upsert.attributes, "sequence": {"N": str(upsert.sequence)}}) == offer
 
 
 def test_a_batch_is_written_in_one_store_call_and_an_offer_superseded_within_it_counts_as_unchanged() -> None:
