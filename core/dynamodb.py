@@ -155,8 +155,7 @@ class DynamoDBClient:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._transport = transport
-        self._host = transport.host
-        self._signer = RequestSigner("dynamodb", region)
+        self._signer = RequestSigner("dynamodb", region, transport.host)
         self._credentials = credentials
         self._sleep, self._clock, self._jitter = sleep, clock, jitter
 
@@ -185,7 +184,7 @@ class DynamoDBClient:
                 self._sleep(min(MAX_BACKOFF_SECONDS, self._jitter() * 2 ** (attempt - 1)))
             if self._credentials is None:
                 self._credentials = credentials_provider()
-            headers = self._signer.headers(self._credentials(), self._host, target, body, self._clock())
+            headers = self._signer.headers(self._credentials(), target, body, self._clock())
             try:
                 reply = self._transport.post(body, headers)
             except TransportError as error:

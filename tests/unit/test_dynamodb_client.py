@@ -45,8 +45,8 @@ def botocore_authorization(credentials: Credentials, headers: dict[str, str], bo
 @pytest.mark.parametrize("credentials", [KEYS, TEMPORARY], ids=["keys", "session-token"])
 def test_signature_is_the_one_botocore_computes(credentials: Credentials) -> None:
     body = json.dumps(QUERY).encode()
-    headers = RequestSigner("dynamodb", "eu-west-1").headers(
-        credentials, HOST, "DynamoDB_20120810.Query", body, NOW.timestamp()
+    headers = RequestSigner("dynamodb", "eu-west-1", HOST).headers(
+        credentials, "DynamoDB_20120810.Query", body, NOW.timestamp()
     )
     expected_headers = {
         "Content-Type": "application/x-amz-json-1.0",
@@ -58,10 +58,10 @@ def test_signature_is_the_one_botocore_computes(credentials: Credentials) -> Non
 
 
 def test_signing_key_follows_the_day_and_the_secret() -> None:
-    signer = RequestSigner("dynamodb", "eu-west-1")
+    signer = RequestSigner("dynamodb", "eu-west-1", HOST)
     signed = []
     for credentials, when in ((KEYS, NOW), (KEYS, NOW.replace(day=29)), (TEMPORARY, NOW.replace(day=29))):
-        headers = signer.headers(credentials, HOST, "DynamoDB_20120810.Query", b"{}", when.timestamp())
+        headers = signer.headers(credentials, "DynamoDB_20120810.Query", b"{}", when.timestamp())
         signed.append(headers["authorization"].rpartition("Signature=")[2])
     assert len(set(signed)) == 3
 
