@@ -34,10 +34,10 @@ BASE = FlightOffer(
 def offers() -> list[FlightOffer]:
     return [
         BASE,
-        replace(BASE, flight_id="AA0100", carrier="AA", price=Decimal("380"), duration_minutes=440, seats_left=1),
-        replace(BASE, flight_id="VS0004", carrier="VS", price=Decimal("455.10"), departure="2026-12-01T08:00:00Z"),
-        replace(BASE, flight_id="BA0178", cabin="business", price=Decimal("2100"), seats_left=9),
-        replace(BASE, flight_id="DL0001", departure="2026-12-02T09:00:00Z"),  # another day
+        BASE._replace(flight_id="AA0100", carrier="AA", price=Decimal("380"), duration_minutes=440, seats_left=1),
+        BASE._replace(flight_id="VS0004", carrier="VS", price=Decimal("455.10"), departure="2026-12-01T08:00:00Z"),
+        BASE._replace(flight_id="BA0178", cabin="business", price=Decimal("2100"), seats_left=9),
+        BASE._replace(flight_id="DL0001", departure="2026-12-02T09:00:00Z"),  # another day
     ]
 
 
