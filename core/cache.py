@@ -136,6 +136,8 @@ class CircuitBreaker:
             return True
 
     def succeeded(self) -> None:
+        if not self._failures:
+            return  # closed and clean, the common case: every Redis call ends here, without the lock
         with self._lock:
             self._failures = 0
 
