@@ -5,27 +5,30 @@ An event is checked against the envelope first, then against the schema of its `
 ``version``, so a sender of v1 keeps working when v2 of the same type is added. A rejection reason
 names the failing field (``data.offers[0].price.amount: '41.3' does not match …``).
 
-Two validators read the same schema files. ``fastjsonschema`` compiles each event schema (with the
-envelope it ``$ref``s) into Python code: the fast path, ~20× cheaper than ``jsonschema`` per event,
-which matters because ingest validates every record. ``jsonschema`` stays the reference: it explains
-every rejection, and an event the fast path refuses is always re-judged by it. The two agree on every
-event: the same format checkers (``jsonschema``'s own), the same regex semantics, and no schema
-keyword the fast path would skip (:data:`FAST_KEYWORDS`); ``tests/contract`` proves it on the examples
-and on generated mutations of them.
+Two validators read the same schema files. ``jsonschema_rs`` (Rust) compiles each event schema, with the
+envelope it ``$ref``s, once per container: the fast path, which matters because ingest validates every
+record. ``jsonschema`` stays the reference: an event the fast path refuses is always re-judged by it, so
+every verdict and every reason is jsonschema's. What the fast path must never do is accept an event
+jsonschema refuses; it must also accept what jsonschema accepts, or the event pays for both. Where
+jsonschema-rs judges differently, the fast copy of a schema is guarded (:data:`FORMAT_GUARDS`: its date and
+date-time checks are laxer than jsonschema's) or the schema is refused at compile time
+(:func:`divergences`). Both read ``pattern`` as ECMA-262 (``$`` ends the input). ``tests/contract``
+holds the two to the same verdict on the examples and on generated mutations of them.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
@@ -36,21 +39,43 @@ MAX_REASON = 300
 _SCHEMA_NAME = re.compile(r"([A-Z][A-Za-z]+)\.v([0-9]+)\.json")
 # An unescaped "$": JSON Schema patterns are ECMA-262 regexes, where "$" (no multiline flag) ends the
 # input. Python's "$" also matches before a final newline, so "JFK\n" would pass "^[A-Z]{3}$" and be
-# written as a route. fastjsonschema makes the same substitution.
+# written as a route. jsonschema-rs reads "$" as ECMA-262 does.
 _DOLLAR = re.compile(r"(?<!\\)\$")
-# Keywords the fast validator implements (fastjsonschema's draft 2019 generator) plus annotations and
-# structure it need not implement. A schema using anything else (unevaluatedProperties, prefixItems,
-# $dynamicRef, dependentRequired …) is refused at compile time rather than half-checked.
-FAST_KEYWORDS = frozenset(
-    {
-        "$schema", "$id", "$ref", "$defs", "$comment", "title", "description", "examples", "default",
-        "type", "enum", "const", "allOf", "anyOf", "oneOf", "not", "if", "then", "else",
-        "properties", "required", "additionalProperties", "patternProperties", "propertyNames",
-        "minProperties", "maxProperties", "items", "minItems", "maxItems", "uniqueItems", "contains",
-        "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
-        "exclusiveMaximum", "multipleOf",
-    }
+# No keyword allow-list: jsonschema-rs implements all of Draft 2020-12 (unevaluated*, prefixItems,
+# $dynamicRef, dependent* …), so the fast path skips no keyword, as fastjsonschema's draft 2019 generator
+# did. What remains is where the two implement something differently (found by tests/contract):
+# * format: jsonschema-rs's "date" and "date-time" accept year 0000, leap seconds ("23:59:60Z") and
+#   non-digits in some places ("13..-01-31"), all refused by jsonschema (date.fromisoformat,
+#   rfc3339-validator). The fast copy of a schema adds jsonschema's shape of such values (FORMAT_GUARDS)
+#   and leaves the calendar (days in a month, leap years) to jsonschema-rs. Python checkers passed as
+#   ``formats=`` would agree by construction but cost ~5 µs a value, as much as the whole fast path.
+#   The fast path stays stricter in two places, which costs a jsonschema run but changes no verdict:
+#   a date-time ending in "\n" (rfc3339-validator's "$") and a uuid that uuid.UUID reads but is not
+#   8-4-4-4-12 hex ("…-0d6f-2f4d9b11", a trailing "}", "٣" or "_" among the digits). Any other format
+#   is refused at compile time until a test proves the two agree on it.
+# * pattern: \d \w \s \b are Unicode classes in Python's re ("٣" is a \d), not in jsonschema-rs.
+# * patternProperties: jsonschema matches property names with Python's "$" (EventValidator overrides
+#   ``pattern`` only). dependencies: jsonschema-rs enforces this draft-7 keyword in 2020-12, jsonschema
+#   ignores it. A fractional multipleOf: jsonschema divides floats (0.07 is no multiple of 0.01 there).
+_DATE = "[0-9]{4}-(0[1-9]|1[0-2])-[0-9]{2}"
+_HOUR = "([01][0-9]|2[0-3])"
+_NOT_YEAR_ZERO = {"not": {"type": "string", "pattern": "^0000"}}
+FORMAT_GUARDS: dict[str, tuple[dict[str, Any], ...]] = {
+    "date": ({"pattern": f"^{_DATE}$"}, _NOT_YEAR_ZERO),
+    "date-time": (
+        {"pattern": f"^{_DATE}[Tt]{_HOUR}:[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?([Zz]|[+-]{_HOUR}:[0-5][0-9])$"},
+        _NOT_YEAR_ZERO,
+    ),
+    "uuid": (),
+}
+_CLASS_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\[dDwWsSbB]")
+# Draft 2020-12 keywords whose value is a subschema, a list of them, or a map of names to them.
+_SUBSCHEMA = frozenset(
+    {"additionalProperties", "items", "contains", "propertyNames", "if", "then", "else", "not",
+     "unevaluatedItems", "unevaluatedProperties", "contentSchema"}
 )  # fmt: skip
+_SUBSCHEMA_LIST = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+_SUBSCHEMA_MAP = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,70 +120,68 @@ def reason_of(error: ValidationError) -> str:
     return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
 
 
-def _keywords(schema: Any) -> Iterator[str]:
-    """Every keyword used anywhere in a schema document (property names under ``properties`` excluded)."""
-    if isinstance(schema, list):
-        for item in schema:
-            yield from _keywords(item)
-    elif isinstance(schema, dict):
-        for key, value in schema.items():
-            yield key
-            if key in ("properties", "patternProperties", "$defs"):
-                for subschema in value.values():
-                    yield from _keywords(subschema)
-            elif key not in ("enum", "const", "examples", "default"):
-                yield from _keywords(value)
+def subschemas(schema: Any) -> Iterator[dict[str, Any]]:
+    """Every schema object of a schema document, the document first (``true``/``false`` schemas skipped)."""
+    if not isinstance(schema, dict):
+        return
+    yield schema
+    for key, value in schema.items():
+        if key in _SUBSCHEMA:
+            yield from subschemas(value)
+        elif key in _SUBSCHEMA_LIST and isinstance(value, list):
+            for item in value:
+                yield from subschemas(item)
+        elif key in _SUBSCHEMA_MAP and isinstance(value, dict):
+            for item in value.values():
+                yield from subschemas(item)
 
 
-def _conforms(check: Callable[[Any], Any], raises: Any) -> Callable[[str], bool]:
-    """A format test with jsonschema's semantics (``FormatChecker.check``): a falsy result or ``raises`` fails."""
-
-    def conforms(instance: str) -> bool:
-        try:
-            return bool(check(instance))
-        except raises:
-            return False
-
-    return conforms
-
-
-def _formats(documents: dict[str, Any]) -> dict[str, Callable[[str], bool]]:
-    """jsonschema's own format checkers, for every format the documents use (unknown ones pass, as there)."""
-    checkers = Draft202012Validator.FORMAT_CHECKER.checkers
-    used = {value for document in documents.values() for value in _format_values(document)}
-    return {name: _conforms(*checkers[name]) if name in checkers else (lambda _: True) for name in used}
-
-
-def _format_values(schema: Any) -> Iterator[str]:
-    if isinstance(schema, list):
-        for item in schema:
-            yield from _format_values(item)
-    elif isinstance(schema, dict):
-        for key, value in schema.items():
-            if key == "format" and isinstance(value, str):
-                yield value
-            elif key not in ("enum", "const", "examples", "default"):
-                yield from _format_values(value)
+def divergences(document: Any) -> Iterator[str]:
+    """What in a schema document jsonschema-rs would judge differently from jsonschema (guards aside)."""
+    for schema in subschemas(document):
+        form = schema.get("format")
+        if form is not None and not (isinstance(form, str) and form in FORMAT_GUARDS):
+            yield f"format {form!r} (agreement with jsonschema unproven)"
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str) and _CLASS_ESCAPE.search(pattern):
+            yield f"pattern {pattern!r} (\\d \\w \\s \\b are Unicode in Python's re: spell the class out, e.g. [0-9])"
+        if "patternProperties" in schema:
+            yield "patternProperties (jsonschema matches names with Python's '$')"
+        if "dependencies" in schema:
+            yield "dependencies (jsonschema ignores it in Draft 2020-12; use dependentRequired/dependentSchemas)"
+        multiple = schema.get("multipleOf")
+        if multiple is not None and not isinstance(multiple, int):
+            yield f"multipleOf {multiple!r} (jsonschema divides floats)"
 
 
-def compile_fast(document: dict[str, Any], documents_by_id: dict[str, Any]) -> Callable[[Any], Any]:
-    """fastjsonschema's compiled validator of one event schema; ``$ref``s resolve to the given documents only."""
-    unsupported = sorted({keyword for doc in documents_by_id.values() for keyword in _keywords(doc)} - FAST_KEYWORDS)
-    if unsupported:
-        raise ValueError(f"schema keywords the fast validator does not implement: {unsupported}")
+def fast_copy(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with :data:`FORMAT_GUARDS` added beside each format, for jsonschema-rs only."""
+    document = copy.deepcopy(document)
+    for schema in list(subschemas(document)):
+        guards = FORMAT_GUARDS.get(schema["format"], ()) if isinstance(schema.get("format"), str) else ()
+        if guards:
+            schema["allOf"] = [*schema.get("allOf", []), *copy.deepcopy(guards)]
+    return document
 
-    def resolve(uri: str) -> Any:
-        try:
-            return documents_by_id[uri]
-        except KeyError:
-            raise ValueError(f"{uri}: not a schema in {SCHEMA_DIR.name}/ (remote $refs are not fetched)") from None
 
-    return fastjsonschema.compile(
-        document,
-        handlers={"https": resolve, "http": resolve},
-        formats=_formats(documents_by_id),
-        use_default=False,  # never fill defaults into the event being checked
+def _refuse_remote(uri: str) -> Any:
+    raise ValueError(f"{uri}: not a schema in {SCHEMA_DIR.name}/ (remote $refs are not fetched)")
+
+
+def compile_fast(document: dict[str, Any], documents_by_id: dict[str, Any]) -> jsonschema_rs.Draft202012Validator:
+    """jsonschema-rs's validator of one event schema; ``$ref``s resolve to the given documents only."""
+    problems = sorted({problem for doc in documents_by_id.values() for problem in divergences(doc)})
+    if problems:
+        raise ValueError(f"schemas the fast validator would judge differently from jsonschema: {'; '.join(problems)}")
+    registry = jsonschema_rs.Registry(
+        [(schema_id, fast_copy(doc)) for schema_id, doc in documents_by_id.items()], retriever=_refuse_remote
     )
+    try:
+        return jsonschema_rs.Draft202012Validator(
+            fast_copy(document), registry=registry, retriever=_refuse_remote, validate_formats=True
+        )
+    except jsonschema_rs.ValidationError as error:  # an unresolvable $ref, an invalid schema
+        raise ValueError(f"{document.get('$id')}: {error.message}") from None
 
 
 class EventContracts:
@@ -173,7 +196,7 @@ class EventContracts:
         checker = Draft202012Validator.FORMAT_CHECKER
         self._envelope = EventValidator(documents[ENVELOPE], registry=registry, format_checker=checker)
         self.validators: dict[tuple[str, int], Any] = {}
-        self._fast: dict[tuple[str, int], Callable[[Any], Any]] = {}
+        self._fast: dict[tuple[str, int], jsonschema_rs.Draft202012Validator] = {}
         for name, document in documents.items():
             match = _SCHEMA_NAME.fullmatch(name)
             if match:
@@ -196,17 +219,17 @@ class EventContracts:
         """The fast path: True when the compiled schema of the event's type and version accepts it."""
         if not isinstance(event, dict):
             return False
+        key: tuple[Any, Any] = (event.get("type"), event.get("version"))
         try:
-            check = self._fast.get((event.get("type"), event.get("version")))
+            validator = self._fast.get(key)
         except TypeError:  # an unhashable type or version: jsonschema explains
             return False
-        if check is None:
+        if validator is None:
             return False
         try:
-            check(event)
-        except fastjsonschema.JsonSchemaException:
+            return validator.is_valid(event)
+        except ValueError:  # a value jsonschema-rs cannot read (not JSON, nested too deep): jsonschema explains
             return False
-        return True
 
     def explain(self, event: Any) -> str | None:
         """jsonschema's verdict: None when valid, else the reason (envelope first, then the event's schema)."""

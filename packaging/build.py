@@ -7,7 +7,7 @@ Everything is read from the template, nothing is listed here: every ``AWS::Lambd
 packages), plus the data files those modules read at run time. The one ``AWS::Lambda::LayerVersion``
 gets ``build/layer.zip``: ``python/core/`` and the runtime dependencies of ``pyproject.toml``, installed
 by pip for the template's runtime and architecture (``python3.13`` + ``arm64`` → cp313
-``manylinux2014_aarch64`` wheels, binary only, no Docker).
+``manylinux2014_aarch64`` or ``manylinux_2_28_aarch64`` wheels, binary only, no Docker).
 
 Zips are deterministic (sorted entries, fixed timestamps and permissions), so unchanged code gives an
 unchanged sha256 and therefore an unchanged S3 key (``<name>-<sha256[:12]>.zip``). ``build/manifest.json``
@@ -81,9 +81,9 @@ REMOVED_IN_3_13 = frozenset(
 )  # fmt: skip
 
 ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
-# Lambda's python3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34); manylinux2014 (glibc 2.17) wheels
-# load there. Add e.g. manylinux_2_28_<arch> here if a dependency stops publishing manylinux2014 wheels.
-PLATFORM_TAG = "manylinux2014_{machine}"
+# Lambda's python3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34); manylinux2014 (glibc 2.17) and
+# manylinux_2_28 wheels load there. jsonschema-rs publishes its aarch64 wheels for manylinux_2_28 only.
+PLATFORM_TAGS = ("manylinux2014_{machine}", "manylinux_2_28_{machine}")
 
 # Lambda's deployment limit: function code plus all its layers, unzipped.
 UNZIPPED_LIMIT_BYTES = 262_144_000
@@ -335,12 +335,12 @@ class Target:
     name: str
     python_version: str  # "3.13"
     machine: str  # "aarch64"
-    platform: str | None  # a pip --platform tag; None = this machine's own tags
+    platforms: tuple[str, ...]  # pip --platform tags; () = this machine's own tags
 
     def pip_options(self) -> list[str]:
         options = ["--python-version", self.python_version, "--implementation", "cp", "--only-binary=:all:"]
-        if self.platform:
-            options += ["--platform", self.platform]
+        for platform_tag in self.platforms:
+            options += ["--platform", platform_tag]
         return options
 
     def marker_environment(self) -> dict[str, str]:
@@ -350,7 +350,7 @@ class Target:
             python_full_version=f"{self.python_version}.0",
             implementation_version=f"{self.python_version}.0",
         )
-        if self.platform:
+        if self.platforms:
             environment.update(
                 platform_machine=self.machine,
                 sys_platform="linux",
@@ -364,7 +364,9 @@ class Target:
 
 def lambda_target(artifacts: Artifacts) -> Target:
     machine = ARCHITECTURES[artifacts.architecture]
-    return Target("lambda", artifacts.python_version, machine, PLATFORM_TAG.format(machine=machine))
+    return Target(
+        "lambda", artifacts.python_version, machine, tuple(tag.format(machine=machine) for tag in PLATFORM_TAGS)
+    )
 
 
 def runtime_requirements(pyproject: Path = PYPROJECT) -> list[Requirement]:
@@ -634,7 +636,7 @@ def build(out: Path, host_python: str | None = None, with_host: bool = True) -> 
         host_version = _python_version_of(host_python)
         if host_version is None:
             raise BuildError(f"host interpreter {host_python} does not run")
-        host = Target("host", host_version, platform.machine(), None)
+        host = Target("host", host_version, platform.machine(), ())
 
     # Resolving and installing are network- and disk-bound: run the Lambda and host builds side by side.
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -661,7 +663,7 @@ def build(out: Path, host_python: str | None = None, with_host: bool = True) -> 
         "template": TEMPLATE.name,
         "runtime": artifacts.runtime,
         "architecture": artifacts.architecture,
-        "platform": target.platform,
+        "platforms": list(target.platforms),
         "bucket_parameter": artifacts.bucket_parameter,
         "layer": {
             "logical_id": artifacts.layer.logical_id,

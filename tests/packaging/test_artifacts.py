@@ -291,6 +291,6 @@ def test_manifest_names_the_template_runtime_and_architecture(build: Build) -> N
     properties = next(iter(FUNCTIONS.values()))["Properties"]
     assert build.manifest["runtime"] == properties["Runtime"]
     assert build.manifest["architecture"] == properties["Architectures"][0]
-    assert build.manifest["platform"] == f"manylinux2014_{MACHINE}"
+    assert build.manifest["platforms"] == [f"manylinux2014_{MACHINE}", f"manylinux_2_28_{MACHINE}"]
     bucket = {f["Properties"]["Code"]["S3Bucket"]["Ref"] for f in FUNCTIONS.values()}
     assert bucket == {build.manifest["bucket_parameter"]} and bucket <= set(template()["Parameters"])
