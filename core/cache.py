@@ -67,7 +67,7 @@ class CacheUnavailable(Exception):
 
 
 class RedisPort(Protocol):
-    """The four operations the cache needs; :mod:`core.redis_client` implements them over Redis."""
+    """The operations the cache needs; :mod:`core.redis_client` implements them over Redis."""
 
     def read(self, generation_key: str, entry_key: str) -> tuple[bytes | None, bytes | None]:
         """``MGET`` of the generation and the entry."""
@@ -81,7 +81,15 @@ class RedisPort(Protocol):
 
     def write(
         self, generation_key: str, entry_key: str, lock_key: str, generation: int, value: bytes, ttl_ms: int, token: str
-    ) -> int: ...
+    ) -> int:
+        """The fenced write (:data:`WRITE_SCRIPT`); 1 when the value was stored."""
+        ...
+
+    def write_behind(
+        self, generation_key: str, entry_key: str, lock_key: str, generation: int, value: bytes, ttl_ms: int, token: str
+    ) -> None:
+        """:meth:`write`, without waiting for the reply where the connection allows it."""
+        ...
 
     def incr(self, generation_key: str) -> int: ...
 
@@ -284,12 +292,13 @@ class SearchCache:
             body, empty = build()
         except BaseException:
             # Let the next caller rebuild at once rather than after the lock expires.
-            self._call(self._redis.write, gen_key, key, lock, generation, b"", 0, token)
+            self._call(self._redis.write_behind, gen_key, key, lock, generation, b"", 0, token)
             raise
         ttl = self._policy.negative_ttl_seconds if empty else self._policy.ttl_seconds
         jitter = 1.0 + random.uniform(-self._policy.jitter, self._policy.jitter)  # noqa: S311 - not security
         value = frame(body, generation)
-        self._call(self._redis.write, gen_key, key, lock, generation, value, int(ttl * jitter * 1000), token)
+        # The answer does not wait for the write's reply: a failed write only means the next caller misses too.
+        self._call(self._redis.write_behind, gen_key, key, lock, generation, value, int(ttl * jitter * 1000), token)
         return Cached(body, MISS)
 
     def _call(self, operation: Callable[..., Any], *args: Any) -> Any:

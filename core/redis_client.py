@@ -124,6 +124,13 @@ class DirectConnection:
 
     An exchange that fails in any way other than ``NOSCRIPT`` closes the connection: one that did not read
     every reply it asked for could hand a later command the reply of an earlier one.
+
+    A command can also be sent without waiting for its reply (:meth:`send_behind`, the cache's write on a
+    miss): its reply is read, first, by the next exchange, usually from data already received. It must be
+    an integer or an error reply. ``READONLY`` (the server became a replica: a failover) fails that next
+    exchange, so it is retried on a new connection, and hands the command back (:meth:`take_lost`) to be
+    sent again there; other errors are dropped (a cache write is best effort); anything else closes the
+    connection.
     """
 
     def __init__(self, connection: redis.Connection, health_check_seconds: float = HEALTH_CHECK_SECONDS) -> None:
@@ -133,6 +140,8 @@ class DirectConnection:
         self._reader: hiredis.Reader | None = None
         self._buffer = bytearray(_READ_SIZE)
         self._ping_after = 0.0
+        self._behind: list[bytes] = []  # commands sent by send_behind whose replies are not read yet
+        self._lost: list[bytes] = []  # of those, the ones a READONLY server refused
 
     def exchange(self, packed: bytes, replies: int) -> list[Any]:
         """Write ``packed`` (one or more commands) at once and return its ``replies`` replies, in order.
@@ -152,8 +161,27 @@ class DirectConnection:
             self.close()
             raise
 
+    def send_behind(self, packed: bytes) -> None:
+        """Write one command and return without its reply (on an open connection only: a new one would
+        have to wait for its AUTH anyway)."""
+        if self._socket is None or time.monotonic() > self._ping_after:
+            self.exchange(packed, 1)
+            return
+        try:
+            self._socket.sendall(packed)
+        except BaseException:
+            self.close()
+            raise
+        self._behind.append(packed)
+
+    def take_lost(self) -> list[bytes]:
+        """The commands sent behind that a read-only server refused (to send again on a new connection)."""
+        lost, self._lost = self._lost, []
+        return lost
+
     def close(self) -> None:
         self._socket = self._reader = None
+        self._behind = []
         self._connection.disconnect()  # type: ignore[no-untyped-call]
 
     def _open(self) -> None:
@@ -169,6 +197,7 @@ class DirectConnection:
         sock, reader, buffer = self._socket, self._reader, self._buffer
         assert sock is not None and reader is not None
         sock.sendall(packed)
+        replies += len(self._behind)
         received: list[Any] = []
         while True:
             reply = reader.gets()
@@ -185,6 +214,16 @@ class DirectConnection:
                 break
         if reader.has_data():
             raise InvalidResponse("more replies than commands")
+        if self._behind:
+            sent, self._behind = self._behind, []
+            behind, received = received[: len(sent)], received[len(sent) :]
+            for command, reply in zip(sent, behind, strict=True):
+                if isinstance(reply, redis.ReadOnlyError):
+                    self._lost.append(command)
+                elif type(reply) is not int and not isinstance(reply, redis.RedisError):
+                    raise InvalidResponse(f"unexpected reply to a command sent behind: {reply!r:.80}")
+            if self._lost:
+                raise redis.ReadOnlyError("the server is a replica now (a failover)")
         self._ping_after = time.monotonic() + self._health_check_seconds
         for reply in received:
             if isinstance(reply, redis.RedisError):
@@ -220,6 +259,8 @@ class RedisCacheStore:
         connection = self._connection()
         for attempt in range(2):
             try:
+                for command in connection.take_lost():  # writes a demoted primary refused: to the new one
+                    connection.send_behind(command)
                 return connection.exchange(packed, replies)
             except (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, OSError) as error:
                 if attempt:
@@ -268,6 +309,23 @@ class RedisCacheStore:
             raise self._out_of_step("SCRIPT LOAD", sha)
         self._write_sha = sha.decode("ascii")
         return self._integer("EVALSHA", self._round_trip(_pack(("EVALSHA", self._write_sha, *keys_and_args))))
+
+    def write_behind(
+        self, generation_key: str, entry_key: str, lock_key: str, generation: int, value: bytes, ttl_ms: int, token: str
+    ) -> None:
+        """:meth:`write` without waiting for its reply, on a connection in use (else it waits, as :meth:`write`).
+
+        The reply is read by the next command; a search answers one blocking round trip sooner. What the
+        write returned does not matter to the caller, and if it failed the entry is rebuilt by the next
+        miss, as after a failed :meth:`write`. It is sent as ``EVAL`` with the script's text (~300 bytes),
+        so a server that lost its scripts (a restart, a failover) cannot refuse it with ``NOSCRIPT``
+        after the caller has moved on.
+        """
+        packed = _pack(("EVAL", WRITE_SCRIPT, 3, generation_key, entry_key, lock_key, generation, value, ttl_ms, token))
+        try:
+            self._connection().send_behind(packed)
+        except (redis.RedisError, OSError) as error:
+            raise CacheUnavailable(f"{type(error).__name__}: {error}") from error
 
     def incr(self, generation_key: str) -> int:
         return self._integer("INCR", self._round_trip(_pack(("INCR", generation_key))))

@@ -593,7 +593,7 @@ def answers_a_healthy_miss(command: list[bytes]) -> bytes:
         return b"+OK\r\n"
     if name == b"SCRIPT":
         return bulk(b"0" * 40)
-    if name == b"EVALSHA":
+    if name in (b"EVALSHA", b"EVAL"):  # a write: EVAL when sent behind (the answer does not wait for it)
         return b":1\r\n"
     if name == b"PING":
         return b"+PONG\r\n"
@@ -669,16 +669,21 @@ def test_a_read_answered_with_the_wrong_kind_of_reply_is_a_cache_error_not_a_cra
     assert metrics.counts["CacheError"] == 1
 
 
-def test_a_write_answered_with_the_wrong_kind_of_reply_still_answers_the_search() -> None:
+def test_a_write_answered_with_the_wrong_kind_of_reply_still_answers_the_searches() -> None:
     def answer(connection: int, command: list[bytes]) -> bytes | None:
-        return b"+OK\r\n" if command[0] == b"EVALSHA" else answers_a_healthy_miss(command)
+        return b"+OK\r\n" if command[0] == b"EVAL" else answers_a_healthy_miss(command)
 
     server, metrics = ScriptedRedis(answer), CountingMetrics()
     try:
-        answer_ = cache_on(server, metrics).get_or_build("JFK-LHR", "q", lambda: ('{"own":"result"}', False))
+        cache = cache_on(server, metrics)
+        # The write is sent behind the answer: the first search does not wait for its reply
+        first = cache.get_or_build("JFK-LHR", "q", lambda: ('{"own":"result"}', False))
+        # The next command reads it first, finds it out of step, and drops the connection
+        second = cache.get_or_build("JFK-LHR", "r", lambda: ('{"second":"result"}', False))
     finally:
         server.close()
-    assert (answer_.status, answer_.body) == (MISS, '{"own":"result"}')
+    assert (first.status, first.body) == (MISS, '{"own":"result"}')
+    assert second.body == '{"second":"result"}'
     assert metrics.counts["CacheError"] == 1
 
 
@@ -699,4 +704,32 @@ def test_an_idle_connection_is_checked_with_ping_before_use_and_replaced_when_it
     # Then every command after the first on a connection went after a PING; the failed one moved the
     # search to a fresh connection without a cache error
     assert server.names()[:4] == [(0, "MGET"), (0, "PING"), (1, "SET"), (1, "MGET")]
+    assert metrics.counts["CacheError"] == 0
+
+
+def test_a_search_answers_before_its_cache_write_is_acknowledged() -> None:
+    # Given a server that acknowledges the cache write only when the test lets it
+    acknowledge = threading.Event()
+
+    def answer(connection: int, command: list[bytes]) -> bytes | None:
+        if command[0] == b"EVAL":
+            acknowledge.wait(timeout=5)
+        return answers_a_healthy_miss(command)
+
+    server, metrics = ScriptedRedis(answer), CountingMetrics()
+    try:
+        cache = cache_on(server, metrics)
+        # When a search misses, the answer is back while the write's reply is still outstanding
+        first = cache.get_or_build("JFK-LHR", "q", lambda: ('{"own":"result"}', False))
+        assert (first.status, first.body) == (MISS, '{"own":"result"}')
+        assert not acknowledge.is_set()
+        # And the next search on the connection reads that reply first, then its own, in step
+        acknowledge.set()
+        second = cache.get_or_build("JFK-LHR", "r", lambda: ('{"second":"result"}', False))
+    finally:
+        server.close()
+    assert (second.status, second.body) == (MISS, '{"second":"result"}')
+    # (the second search's own write went behind its answer too: the server may not have read it yet)
+    assert [name for connection, name in server.names()][:7] == ["MGET", "SET", "MGET", "EVAL", "MGET", "SET", "MGET"]
+    assert {connection for connection, _ in server.names()} == {0}
     assert metrics.counts["CacheError"] == 0
