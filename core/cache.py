@@ -254,7 +254,7 @@ class SearchCache:
             landed = self._current(locked[1], generation)
             if locked[0]:
                 if landed is not None:
-                    self._call(self._redis.write, gen_key, key, lock, generation, b"", 0, token)
+                    self._call(self._redis.write_behind, gen_key, key, lock, generation, b"", 0, token)
                     self._metrics.count("CacheHit")
                     return Cached(landed, HIT)
                 return self._rebuild(gen_key, key, lock, generation, token, build)
