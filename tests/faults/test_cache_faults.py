@@ -297,9 +297,9 @@ def test_two_hundred_cold_clients_at_once_all_get_answers_without_exhausting_con
     raw = redis.Redis(port=private_redis.port)
     maxclients = int(raw.config_get("maxclients")["maxclients"])
     hot_body = '{"results":["hot"]}'
-    SearchCache("flights", RedisCacheStore(lambda: connect(settings)), CountingMetrics()).get_or_build(
-        "JFK-LHR", "hot", lambda: (hot_body, False)
-    )
+    warm = RedisCacheStore(lambda: connect(settings))
+    SearchCache("flights", warm, CountingMetrics()).get_or_build("JFK-LHR", "hot", lambda: (hot_body, False))
+    warm.incr("gen:{flights:elsewhere}")  # the write went behind the answer: this round trip sees it landed
     baseline = int(raw.info("clients")["connected_clients"])
     builds: list[str] = []
     results: list[Any] = [None] * clients
@@ -413,6 +413,7 @@ def test_a_zlib_entry_that_does_not_inflate_is_corrupt_not_an_error(private_redi
     cache = SearchCache("flights", RedisCacheStore(lambda: connect(settings)), metrics)
     big = '{"results":["' + "x" * 20_000 + '"]}'  # compressed when stored
     cache.get_or_build("JFK-LHR", "big", lambda: (big, False))
+    cache.invalidate("elsewhere")  # the write went behind the answer: this round trip sees it landed
     raw = redis.Redis(port=private_redis.port)
     key = entry_key("flights", "JFK-LHR", query_digest("big"))
     stored = raw.get(key)
