@@ -41,7 +41,9 @@ from core.sigv4 import Credentials, RequestSigner
 
 API_VERSION = "DynamoDB_20120810"
 OPERATIONS = frozenset({"Query", "GetItem", "UpdateItem", "BatchWriteItem"})
-MAX_ATTEMPTS = 3  # botocore standard mode's total_max_attempts, the first call included
+# Three calls, the first included, back off at most 1 + 2 s: a throttled search is a prompt 503, and even
+# three read timeouts plus the backoff (9 s) stay under the search functions' 10 s timeout.
+MAX_ATTEMPTS = 3
 MAX_BACKOFF_SECONDS = 20.0
 CONNECT_TIMEOUT_SECONDS = 1.0
 READ_TIMEOUT_SECONDS = 2.0

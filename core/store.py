@@ -1,9 +1,10 @@
 """DynamoDB access: key-condition Queries only (never Scan), conditional writes, one client per container.
 
-The client is :mod:`core.dynamodb` (the JSON protocol, signed here), created when the first query needs
-it, so a cache hit never pays for it; any client with botocore's call shapes works (tests hand in a
-botocore client behind ``Stubber``). Throttling or an unreachable DynamoDB that outlasts the client's
-bounded retries becomes :class:`core.errors.ServiceUnavailable` (a 503 with ``Retry-After``), never a hang.
+The client is :mod:`core.dynamodb` (the JSON protocol, signed by :mod:`core.sigv4`), created when the
+first query needs it, so a cache hit never pays for it; any client with botocore's call shapes works
+(unit tests hand in a botocore client behind ``Stubber``). Throttling or an unreachable DynamoDB that
+outlasts the client's bounded retries becomes :class:`core.errors.ServiceUnavailable` (a 503 with
+``Retry-After``), never a hang.
 """
 
 from __future__ import annotations
