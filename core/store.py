@@ -37,6 +37,11 @@ def dynamodb_client() -> Any:
     return dynamodb.dynamodb_client()
 
 
+class StoreUnavailable(RuntimeError):
+    """DynamoDB kept throttling or could not be reached through the client's retries: not a problem of
+    the data being written, so writing it item by item right away would not help."""
+
+
 class QueryTooLarge(RuntimeError):
     """A key-condition Query spans more than ``MAX_PAGES`` pages (a data-model error, not bad input)."""
 
@@ -177,6 +182,7 @@ class Writes:
         out-of-order deliveries change nothing. Of several writes to one item only the newest is sent:
         the others could not win. The first error other than the condition raises; the writes sent
         before it have landed (each item is its own conditional write, so sending them again is harmless).
+        Throttling or an unreachable DynamoDB raises :class:`StoreUnavailable`.
         """
         newest: dict[bytes, int] = {}
         for index, write in enumerate(writes):
@@ -191,10 +197,13 @@ class Writes:
                 try:
                     client.update_item(**self._update(writes[index]))
                 except Exception as error:
-                    if error_code(error) != "ConditionalCheckFailedException":
-                        raise
-                else:
-                    landed[index] = True
+                    code = error_code(error)
+                    if code == "ConditionalCheckFailedException":
+                        continue
+                    if code in THROTTLING_CODES or isinstance(error, DynamoUnavailable):
+                        raise StoreUnavailable(f"{self._table.table_name}: {error}") from error
+                    raise
+                landed[index] = True
         return landed
 
     def _update(self, write: VersionedWrite) -> dict[str, Any]:

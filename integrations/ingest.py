@@ -32,6 +32,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from core.observability import MetricsSink
+from core.store import StoreUnavailable
 from integrations.contracts import EventContracts
 
 Item = dict[str, dict[str, Any]]
@@ -179,15 +180,23 @@ class IngestPipeline:
     def _write(self, accepted: list[Accepted], failed: list[str]) -> Iterator[tuple[str, set[str]]]:
         """Write the batch's upserts together; per message, the scopes it changed.
 
-        When the batch's write fails, each message is written again on its own, so one message that
-        cannot be written does not hold back the others. Those writes invalidate every scope they
-        touch, changed or not: part of the batch's write may have landed before it failed (the same
-        reasoning as for a redelivered message).
+        When the batch's write fails because of one message's data, each message is written again on its
+        own, so one message that cannot be written does not hold back the others. Those writes invalidate
+        every scope they touch, changed or not: part of the batch's write may have landed before it failed
+        (the same reasoning as for a redelivered message). When the store itself is unavailable, the
+        whole batch is handed back instead.
         """
         if not accepted:
             return
         try:
             landed = self._store.upsert_all([upsert for message in accepted for upsert in message.upserts])
+        except StoreUnavailable:
+            # Throttled or unreachable: message by message would only multiply the retries. SQS delivers
+            # the batch again later; as redeliveries, its messages invalidate all they touch.
+            self._logger.warning("the store is unavailable; the batch will be delivered again", exc_info=True)
+            self._metrics.count("IngestFailed", len(accepted))
+            failed.extend(message.message_id for message in accepted)
+            return
         except Exception:
             self._logger.warning("batch write failed; writing its events one by one", exc_info=True)
         else:

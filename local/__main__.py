@@ -185,7 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(schedule_summary(stack)), flush=True)
         print(f"State (url, keys, examples): {args.state_file}\n", flush=True)
         print("\n".join(curl_examples(stack, server.url, args.state_file)) + "\n\nCtrl-C stops everything.", flush=True)
-        threading.Event().wait()  # until a stop signal raises KeyboardInterrupt here
+        # Until a stop signal raises KeyboardInterrupt here. Wake up every half second: the kernel may
+        # deliver the signal to another thread, and then only running Python code in the main thread
+        # notices it (a wait without a timeout would never return, and Ctrl-C would be ignored).
+        idle = threading.Event()
+        while not idle.wait(0.5):
+            pass
     except KeyboardInterrupt:
         logger.info("stopping")
     finally:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.cache import Cached
+from core.store import StoreUnavailable
 from domains.flights.offers import FlightOffer
 
 
@@ -63,10 +64,13 @@ class NewestWinsStore:
     def __init__(self, fail_keys: set[str] | None = None) -> None:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.fail_keys = fail_keys or set()
+        self.unavailable = False  # True: every call fails as a throttled or unreachable DynamoDB does
         self.calls = 0
 
     def upsert_all(self, writes: Sequence[Any]) -> list[bool]:
         self.calls += 1
+        if self.unavailable:
+            raise StoreUnavailable("flights: ProvisionedThroughputExceededException")
         newest: dict[tuple[str, str], int] = {}
         for index, write in enumerate(writes):
             key = (write.key["pk"]["S"], write.key["sk"]["S"])

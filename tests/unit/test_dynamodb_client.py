@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from core.dynamodb import MAX_ATTEMPTS, DynamoDBClient, DynamoUnavailable, HttpReply, TransportError
 from core.errors import ServiceUnavailable
 from core.sigv4 import Credentials, RequestSigner
-from core.store import DynamoTable, Writes
+from core.store import DynamoTable, StoreUnavailable, Writes
 
 NOW = datetime(2026, 11, 28, 12, 30, 15, tzinfo=UTC)
 HOST = "dynamodb.eu-west-1.amazonaws.com"
@@ -192,3 +192,11 @@ def test_upsert_all_sends_only_the_newest_write_of_an_item_and_reports_stale_one
     ]
     assert sent[1]["ConditionExpression"] == "attribute_not_exists(#seq) OR #seq < :seq"
     assert sent[1]["ExpressionAttributeValues"][":a0"] == {"N": "2.00"}
+
+
+def test_upsert_all_raises_store_unavailable_when_dynamodb_keeps_throttling() -> None:
+    transport = Replies(ok({}), *[error("ProvisionedThroughputExceededException")] * MAX_ATTEMPTS)
+    with pytest.raises(StoreUnavailable):
+        Writes(DynamoTable("flights", client_on(transport))).upsert_all([Write("a", 1), Write("b", 1), Write("c", 1)])
+    # the first write landed, the second was tried MAX_ATTEMPTS times, the third never sent
+    assert len(transport.sent) == 1 + MAX_ATTEMPTS

@@ -230,6 +230,23 @@ def test_after_a_failed_batch_write_each_event_is_written_alone_and_invalidates_
     assert harness.invalidated == Counter({"JFK-LHR": 1, "JFK-CDG": 1})
 
 
+def test_an_unavailable_store_hands_the_whole_batch_back_without_retrying_message_by_message() -> None:
+    store = NewestWinsStore()
+    store.unavailable = True
+    harness = Harness(store=store)
+    other_day = copy.deepcopy(FLIGHT_EVENT)
+    other_day["data"]["date"] = "2026-12-02"
+    for offer in other_day["data"]["offers"]:
+        offer["departure"], offer["arrival"] = "2026-12-02T18:30:00Z", "2026-12-03T01:35:00Z"
+    # When DynamoDB throttles through the client's retries
+    assert harness.run(delivered(FLIGHT_EVENT), delivered(other_day), "not json") == ["m0", "m1"]
+    # Then the store was asked once, both events go back to SQS, the bad one is still quarantined
+    assert store.calls == 1
+    assert harness.metrics.counts["IngestFailed"] == 2
+    assert [item["message_id"]["S"] for item in harness.quarantine.items] == ["m2"]
+    assert harness.invalidated == Counter()
+
+
 def test_unwritten_quarantine_records_are_reported_not_lost() -> None:
     harness = Harness()
     harness.quarantine.unprocessed = 1
