@@ -29,6 +29,7 @@ import orjson
 
 from core.dynamodb import DynamoDBClient, HttpReply
 from domains.flights.offers import FlightOffer, offer_to_item
+from local.environ import EnvironmentOverride
 from local.redis_server import RedisServer
 from local.seed import DEFAULT_SEED, generate_offers
 
@@ -69,16 +70,12 @@ def function_environment(redis: RedisServer, ttl_seconds: int = 300) -> dict[str
 @contextlib.contextmanager
 def environment(variables: Mapping[str, str]) -> Iterator[None]:
     """Set ``variables`` in os.environ for the block, restoring what was there."""
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
+    override = EnvironmentOverride()
+    override.apply(variables)
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        override.restore()
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ import contextlib
 import gc
 import json
 import math
-import os
 import selectors
 import socket
 import threading
@@ -39,6 +38,7 @@ import integrations.hotels_ingest
 import integrations.partner_events
 import integrations.provider_refresh
 from local.aws import MotoEndpoint
+from local.environ import EnvironmentOverride
 from local.redis_server import RedisServer
 from local.stack import LocalStack
 
@@ -72,17 +72,13 @@ def cold_start() -> None:
 @contextlib.contextmanager
 def environment(**variables: str) -> Iterator[None]:
     """Functions started inside see ``variables`` (cold start on entry and on exit)."""
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
+    override = EnvironmentOverride()
+    override.apply(variables)
     cold_start()
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        override.restore()
         cold_start()
 
 
