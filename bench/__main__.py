@@ -73,7 +73,7 @@ def _cost(done: dict[str, Figure]) -> list[Figure]:
     hit, miss = details("hit_path_vs_bare_get"), details("miss_path_vs_client_query")
     ratio, cold = details("hit_ratio_vs_oracle"), details("cold_init_vs_boto3_client")
     throughput, validation = details("ingest_records_per_s"), details("ingest_validation_vs_write")
-    table_bytes, offer_bytes, query_bytes = cost.seeded_table_bytes()
+    table_bytes, item_bytes, query_bytes = cost.seeded_table_bytes()
     measured = {
         "hit_ratio": ratio["hit_ratio"],
         "mean_stored_bytes": ratio["simulated_mean_stored_bytes"],
@@ -89,7 +89,7 @@ def _cost(done: dict[str, Figure]) -> list[Figure]:
         "search_metric_names": sorted(metric_names(hit["stdout_per_hit"] + miss["stdout_per_miss"])),
         "ingest_metric_names": throughput["metric_names"],
         "query_items_bytes": query_bytes,
-        "offer_item_bytes": offer_bytes,
+        "flight_item_bytes": item_bytes,
         "table_bytes": table_bytes,
         "search_times": [moment for moment, _ in seeded_day().trace.searches],
     }

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from core.dynamodb import DynamoDBClient, HttpReply
-from domains.flights.offers import FlightOffer, offer_to_item
+from domains.flights.offers import FlightOffer, offers_to_items
 from local.environ import EnvironmentOverride
 from local.redis_server import RedisServer
 from local.seed import DEFAULT_SEED, generate_offers
@@ -203,7 +203,7 @@ def offers_by_day(origin: str = "JFK", destination: str = "LHR") -> dict[str, li
 
 def query_response(offers: list[FlightOffer]) -> dict[str, Any]:
     """DynamoDB Query's response (parsed form, as botocore returns it) for these offers."""
-    items = [offer_to_item(offer) for offer in offers]
+    items = offers_to_items(offers)
     return {"Items": items, "Count": len(items), "ScannedCount": len(items)}
 
 

@@ -111,7 +111,13 @@ class DynamoTable:
 
 
 class VersionedWrite(Protocol):
-    """What :meth:`Writes.upsert_all` writes: attributes of one item, versioned by ``sequence``."""
+    """What :meth:`Writes.upsert_all` writes: attributes of one item, versioned by ``sequence``.
+
+    Versioned as a whole (``per_attribute`` false): the item's ``sequence`` attribute says which write
+    it holds. Versioned per attribute (``per_attribute`` true): each of ``attributes`` is a map holding
+    its own ``sequence`` (set to the write's by whoever builds the write), so one item can hold
+    several things that change on their own, such as a provider's offers of one day.
+    """
 
     @property
     def key(self) -> Item: ...
@@ -121,6 +127,8 @@ class VersionedWrite(Protocol):
     def sequence(self) -> int: ...
     @property
     def defaults(self) -> Item: ...
+    @property
+    def per_attribute(self) -> bool: ...
 
 
 def _identity(key: Item) -> bytes:
@@ -131,31 +139,42 @@ def _identity(key: Item) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class UpdateShape:
-    """What every conditional write of the same attribute names shares, built once per set of names."""
+    """What every conditional write with the same shape shares, built once per shape."""
 
     update: str  # UpdateExpression
-    names: dict[str, str]  # ExpressionAttributeNames
-    attribute_values: tuple[str, ...]  # the value placeholders of the attributes, in order
-    default_values: tuple[str, ...]  # and of the defaults
+    condition: str  # ConditionExpression
+    names: dict[str, str]  # ExpressionAttributeNames of the sequence and the defaults
+    attribute_names: tuple[str, ...]  # the name placeholders of the attributes, in order
+    attribute_values: tuple[str, ...]  # and their value placeholders
+    default_values: tuple[str, ...]  # the value placeholders of the defaults
 
 
 CONDITION = "attribute_not_exists(#seq) OR #seq < :seq"
+# DynamoDB caps each expression at 4 KB: a write versioned per attribute sends at most this many
+# attributes per UpdateItem (the condition spends ~55 bytes on each).
+MAX_VERSIONED_ATTRIBUTES = 40
 
 
-@lru_cache(maxsize=64)
-def _update_shape(attributes: tuple[str, ...], defaults: tuple[str, ...]) -> UpdateShape:
+@lru_cache(maxsize=256)
+def _update_shape(count: int, defaults: tuple[str, ...], per_attribute: bool) -> UpdateShape:
     names = {"#seq": "sequence"}
-    assignments = ["#seq = :seq"]
-    for index, name in enumerate(attributes):
-        names[f"#a{index}"] = name
-        assignments.append(f"#a{index} = :a{index}")
+    assignments = [f"#a{index} = :a{index}" for index in range(count)]
+    if per_attribute:
+        condition = " AND ".join(
+            f"(attribute_not_exists(#a{index}) OR #a{index}.#seq < :seq)" for index in range(count)
+        )
+    else:
+        assignments.insert(0, "#seq = :seq")
+        condition = CONDITION
     for index, name in enumerate(defaults):
         names[f"#d{index}"] = name
         assignments.append(f"#d{index} = if_not_exists(#d{index}, :d{index})")
     return UpdateShape(
         "SET " + ", ".join(assignments),
+        condition,
         names,
-        tuple(f":a{index}" for index in range(len(attributes))),
+        tuple(f"#a{index}" for index in range(count)),
+        tuple(f":a{index}" for index in range(count)),
         tuple(f":d{index}" for index in range(len(defaults))),
     )
 
@@ -175,49 +194,84 @@ class Writes:
         self._sleep = sleep
 
     def upsert_all(self, writes: Sequence[VersionedWrite]) -> list[bool]:
-        """Write each of ``writes`` whose ``sequence`` is newer than its item's; which ones landed, in order.
+        """Write each of ``writes`` that is newer than what its item holds; which ones landed, in order.
 
-        One conditional UpdateItem per item: it sets the write's ``attributes`` (and its ``defaults``
-        where the item has none) only if the stored ``sequence`` is absent or lower, so duplicate and
-        out-of-order deliveries change nothing. Of several writes to one item only the newest is sent:
-        the others could not win. The first error other than the condition raises; the writes sent
-        before it have landed (each item is its own conditional write, so sending them again is harmless).
-        Throttling or an unreachable DynamoDB raises :class:`StoreUnavailable`.
+        One conditional UpdateItem per write. Versioned as a whole, it sets the write's ``attributes``
+        (and its ``defaults`` where the item has none) only if the stored ``sequence`` is absent or
+        lower. Versioned per attribute, it sets them all if each one is absent or older; when some
+        are not, each attribute is sent again on its own condition, so every attribute ends up with
+        its newest version. Duplicate and out-of-order deliveries change nothing either way. Of
+        several writes of the same attributes to one item only the newest is sent: the others could
+        not win. The first error other than the condition raises; the writes sent before it have
+        landed (each is its own conditional write, so sending them again is harmless). Throttling or
+        an unreachable DynamoDB raises :class:`StoreUnavailable`.
         """
-        newest: dict[bytes, int] = {}
+        newest: dict[tuple[bytes, tuple[str, ...]], int] = {}
         for index, write in enumerate(writes):
-            identity = _identity(write.key)
+            identity = (_identity(write.key), tuple(write.attributes))
             kept = newest.get(identity)
             if kept is None or writes[kept].sequence < write.sequence:
                 newest[identity] = index
         landed = [False] * len(writes)
-        client = self._table.client
         with subsegment("dynamodb"):
             for index in sorted(newest.values()):
-                try:
-                    client.update_item(**self._update(writes[index]))
-                except Exception as error:
-                    code = error_code(error)
-                    if code == "ConditionalCheckFailedException":
-                        continue
-                    if code in THROTTLING_CODES or isinstance(error, DynamoUnavailable):
-                        raise StoreUnavailable(f"{self._table.table_name}: {error}") from error
-                    raise
-                landed[index] = True
+                write = writes[index]
+                landed[index] = self._per_attribute(write) if write.per_attribute else self._update_item(write)
         return landed
 
-    def _update(self, write: VersionedWrite) -> dict[str, Any]:
-        shape = _update_shape(tuple(write.attributes), tuple(write.defaults))
-        values: dict[str, Any] = dict(zip(shape.attribute_values, write.attributes.values(), strict=True))
-        if shape.default_values:
-            values.update(zip(shape.default_values, write.defaults.values(), strict=True))
+    def _per_attribute(self, write: VersionedWrite) -> bool:
+        """A write versioned per attribute (in parts of at most ``MAX_VERSIONED_ATTRIBUTES``); whether any landed."""
+        attributes = write.attributes
+        names = list(attributes)
+        parts = (
+            [attributes]
+            if len(names) <= MAX_VERSIONED_ATTRIBUTES
+            else [
+                {name: attributes[name] for name in names[start : start + MAX_VERSIONED_ATTRIBUTES]}
+                for start in range(0, len(names), MAX_VERSIONED_ATTRIBUTES)
+            ]
+        )
+        landed = False
+        for part in parts:
+            if self._update_item(write, part):
+                landed = True
+            elif len(part) > 1:
+                # Some attribute of the part is as new already: each on its own, so the others still land.
+                for name, value in part.items():
+                    landed = self._update_item(write, {name: value}) or landed
+        return landed
+
+    def _update_item(self, write: VersionedWrite, attributes: Item | None = None) -> bool:
+        """One conditional UpdateItem of ``attributes`` (all of them when None) of ``write``; False when
+        the condition held it back."""
+        try:
+            self._table.client.update_item(
+                **self._request(write, write.attributes if attributes is None else attributes)
+            )
+        except Exception as error:
+            code = error_code(error)
+            if code == "ConditionalCheckFailedException":
+                return False
+            if code in THROTTLING_CODES or isinstance(error, DynamoUnavailable):
+                raise StoreUnavailable(f"{self._table.table_name}: {error}") from error
+            raise
+        return True
+
+    def _request(self, write: VersionedWrite, attributes: Item) -> dict[str, Any]:
+        defaults = write.defaults
+        shape = _update_shape(len(attributes), tuple(defaults), write.per_attribute)
+        names = shape.names.copy()
+        names.update(zip(shape.attribute_names, attributes, strict=True))
+        values: dict[str, Any] = dict(zip(shape.attribute_values, attributes.values(), strict=True))
+        if defaults:
+            values.update(zip(shape.default_values, defaults.values(), strict=True))
         values[":seq"] = {"N": str(write.sequence)}
         return {
             "TableName": self._table.table_name,
             "Key": write.key,
             "UpdateExpression": shape.update,
-            "ConditionExpression": CONDITION,
-            "ExpressionAttributeNames": shape.names,
+            "ConditionExpression": shape.condition,
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
 

@@ -54,7 +54,8 @@ NO_DEFAULTS: Item = {}  # shared by every Upsert without defaults: read, never w
 
 
 class Upsert(NamedTuple):
-    """One conditional write: set ``attributes`` on ``key`` if ``sequence`` is newer than the stored one.
+    """One conditional write: set ``attributes`` on ``key`` if ``sequence`` is newer than the stored one
+    (than each stored attribute's own, when ``per_attribute``: see ``core.store.VersionedWrite``).
 
     A NamedTuple rather than a frozen dataclass: ingest makes one per offer, and a frozen dataclass's
     ``__init__`` (``object.__setattr__`` per field) cost ~10 µs per record of four offers.
@@ -65,6 +66,7 @@ class Upsert(NamedTuple):
     attributes: Item
     sequence: int
     defaults: Item = NO_DEFAULTS  # set only where the item has no value yet
+    per_attribute: bool = False  # each attribute is a map versioned by its own ``sequence``
 
 
 class Accepted(NamedTuple):

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from domains.flights.offers import offer_from_item, route_key
+from domains.flights.offers import offers_from_item, route_key
 
 PARTNER = "aerodata"  # a seeded provider, here pushing rather than being pulled
 DISCOUNT = Decimal("0.90")
@@ -31,7 +31,7 @@ def partner_push_example(
         KeyConditionExpression="pk = :route AND begins_with(sk, :day)",
         ExpressionAttributeValues={":route": {"S": route_key(origin, destination)}, ":day": {"S": f"{day}#"}},
     )
-    offers = [offer_from_item(item) for item in response.get("Items") or []]
+    offers = [offer for item in response.get("Items") or [] for offer in offers_from_item(item)]
     bookable = [offer for offer in offers if offer.seats_left > 0]
     if not bookable:
         return None

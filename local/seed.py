@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from itertools import chain, islice, permutations
+from itertools import chain, groupby, islice, permutations
 from typing import Any
 
 import airportsdata
 
-from domains.flights.offers import FlightOffer, offer_to_item, route_key
+from domains.flights.offers import FlightOffer, offers_to_items, route_key
 
 logger = logging.getLogger(__name__)
 
@@ -256,7 +256,15 @@ def flight_dataset(scale: float, seed: int, today: date) -> Dataset:
     first, rest = _split(
         generate_offers(scale=scale, seed=seed, today=today), lambda o: (o.origin, o.destination) in flagships
     )
-    return Dataset("flights", offer_to_item, example_flight_query(first, today), first, rest)
+    return Dataset(
+        "flights", lambda item: item, example_flight_query(first, today), offers_to_items(first), flight_items(rest)
+    )
+
+
+def flight_items(offers: Iterator[FlightOffer]) -> Iterator[dict[str, Any]]:
+    """The items of ``offers`` (which come a route and day at a time), a route and day at a time."""
+    for _, same_day in groupby(offers, key=lambda offer: (offer.route, offer.date)):
+        yield from offers_to_items(same_day)
 
 
 def hotel_dataset(scale: float, seed: int, today: date) -> Dataset:

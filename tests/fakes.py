@@ -58,8 +58,9 @@ class DictCache:
 
 class NewestWinsStore:
     """UpsertStore with DynamoDB's semantics as core.store.Writes uses them: a write lands only with a
-    newer sequence, of several writes to one item only the newest is tried, in order; the write of a
-    key in ``fail_keys`` raises, after the writes before it have landed."""
+    newer sequence (per attribute, for a write versioned per attribute), of several writes of the same
+    attributes to one item only the newest is tried, in order; the write of a key whose sort key is in
+    ``fail_keys`` raises, after the writes before it have landed."""
 
     def __init__(self, fail_keys: set[str] | None = None) -> None:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
@@ -71,24 +72,43 @@ class NewestWinsStore:
         self.calls += 1
         if self.unavailable:
             raise StoreUnavailable("flights: ProvisionedThroughputExceededException")
-        newest: dict[tuple[str, str], int] = {}
+        newest: dict[tuple[str, str, tuple[str, ...]], int] = {}
         for index, write in enumerate(writes):
-            key = (write.key["pk"]["S"], write.key["sk"]["S"])
-            if key not in newest or writes[newest[key]].sequence < write.sequence:
-                newest[key] = index
+            identity = (write.key["pk"]["S"], write.key["sk"]["S"], tuple(write.attributes))
+            if identity not in newest or writes[newest[identity]].sequence < write.sequence:
+                newest[identity] = index
         landed = [False] * len(writes)
-        for key, index in sorted(newest.items(), key=lambda pair: pair[1]):
-            if key[1] in self.fail_keys:
-                raise ConnectionError(f"store unavailable for {key[1]}")
-            write, current = writes[index], self.items.get(key)
-            if current is not None and int(current["sequence"]["N"]) >= write.sequence:
-                continue
-            updated = {**(current or {}), **write.attributes, "sequence": {"N": str(write.sequence)}}
+        for (partition, sort, _), index in sorted(newest.items(), key=lambda pair: pair[1]):
+            if sort in self.fail_keys:
+                raise ConnectionError(f"store unavailable for {sort}")
+            write, current = writes[index], self.items.get((partition, sort), {})
+            if write.per_attribute:
+                newer = {
+                    name: value
+                    for name, value in write.attributes.items()
+                    if name not in current or int(current[name]["M"]["sequence"]["N"]) < write.sequence
+                }
+                if not newer:
+                    continue
+                updated = {**current, **newer}
+            else:
+                if current and int(current["sequence"]["N"]) >= write.sequence:
+                    continue
+                updated = {**current, **write.attributes, "sequence": {"N": str(write.sequence)}}
             for name, value in write.defaults.items():
                 updated.setdefault(name, value)
-            self.items[key] = updated
+            self.items[(partition, sort)] = updated
             landed[index] = True
         return landed
+
+    def offers(self) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """Every offer attribute of the items, as (pk, sk, attribute name) → the offer's map."""
+        return {
+            (partition, sort, name): value["M"]
+            for (partition, sort), item in self.items.items()
+            for name, value in item.items()
+            if name.startswith("offer#")
+        }
 
 
 class QuarantineList:

@@ -10,7 +10,7 @@ from core.page_token import PageTokens
 from core.redis_client import search_cache
 from core.settings import settings_from_env
 from core.store import DynamoTable
-from domains.flights.offers import FlightOffer, offer_from_item
+from domains.flights.offers import FlightOffer, offers_from_item
 from domains.flights.search import FlightSearch
 
 DOMAIN = "flights"
@@ -20,13 +20,18 @@ _dynamodb_client: Any = None
 
 
 class DynamoOfferSource:
-    """Offers of one route and day: one Query on the route's partition, sort keys of that day."""
+    """Offers of one route and day: one Query on the route's partition, sort keys of that day (an item
+    per provider, holding its offers)."""
 
     def __init__(self, table: DynamoTable) -> None:
         self._table = table
 
     def offers(self, origin: str, destination: str, date: str) -> list[FlightOffer]:
-        return [offer_from_item(item) for item in self._table.query_prefix(f"{origin}-{destination}", f"{date}#")]
+        return [
+            offer
+            for item in self._table.query_prefix(f"{origin}-{destination}", f"{date}#")
+            for offer in offers_from_item(item)
+        ]
 
 
 @lru_cache(maxsize=1)

@@ -67,3 +67,61 @@ def test_an_error_from_dynamodb_is_a_client_error_with_its_code(moto_endpoint: M
     with pytest.raises(ClientError) as raised:
         DynamoTable("no-such-table", dynamodb_client()).query_prefix("JFK-LHR", "d#")
     assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def offers_of(day: str, sequence: int, **prices: str) -> Upsert:
+    """One provider's event for a day: each offer an attribute of the day's item, versioned on its own."""
+    attributes = {
+        f"offer#{flight}": {"M": {"price": {"N": price}, "sequence": {"N": str(sequence)}}}
+        for flight, price in prices.items()
+    }
+    defaults = {"provider": {"S": "skylink"}}
+    return Upsert("JFK-LHR", {"pk": {"S": "JFK-LHR"}, "sk": {"S": day}}, attributes, sequence, defaults, True)
+
+
+def stored_offers(table: DynamoTable, day: str) -> dict[str, tuple[str, str]]:
+    item = table.get_item("JFK-LHR", day) or {}
+    return {
+        name.removeprefix("offer#"): (value["M"]["price"]["N"], value["M"]["sequence"]["N"])
+        for name, value in item.items()
+        if name.startswith("offer#")
+    }
+
+
+def test_attributes_versioned_on_their_own_each_keep_their_newest_version(table: DynamoTable) -> None:
+    writes = Writes(table)
+    # Given a day's item with two offers at sequence 10
+    assert writes.upsert_all([offers_of("d#1", 10, BA1="100", BA2="200")]) == [True]
+    # When a newer event changes one offer, then the first event is delivered again, then an older event
+    # mentions an offer the item does not hold yet and one it holds newer
+    assert writes.upsert_all([offers_of("d#1", 11, BA1="110")]) == [True]
+    assert writes.upsert_all([offers_of("d#1", 10, BA1="100", BA2="200")]) == [False]
+    assert writes.upsert_all([offers_of("d#1", 9, BA1="90", BA3="300")]) == [True]
+    # Then every offer holds its newest version, and offers an event did not mention stayed as they were
+    assert stored_offers(table, "d#1") == {"BA1": ("110", "11"), "BA2": ("200", "10"), "BA3": ("300", "9")}
+    assert (table.get_item("JFK-LHR", "d#1") or {})["provider"] == {"S": "skylink"}
+
+
+def test_two_events_of_one_item_in_one_call_both_land_where_newer(table: DynamoTable) -> None:
+    writes = Writes(table)
+    landed = writes.upsert_all(
+        [offers_of("d#2", 5, BA1="1", BA2="2"), offers_of("d#2", 6, BA2="22"), offers_of("d#2", 4, BA1="0", BA2="0")]
+    )
+    # Writes of different offers of one item are all sent; the one of the same offers, older, is not
+    assert landed == [True, True, False]
+    assert stored_offers(table, "d#2") == {"BA1": ("1", "5"), "BA2": ("22", "6")}
+
+
+def test_an_event_with_more_offers_than_one_expression_holds_is_written_in_parts(table: DynamoTable) -> None:
+    writes = Writes(table)
+    many = {f"F{number}": str(number) for number in range(95)}
+    assert writes.upsert_all([offers_of("d#3", 1, **many)]) == [True]
+    assert writes.upsert_all([offers_of("d#3", 2, F7="700", F90="9000")]) == [True]
+    stored = stored_offers(table, "d#3")
+    assert len(stored) == 95
+    assert (stored["F0"], stored["F7"], stored["F90"], stored["F94"]) == (
+        ("0", "1"),
+        ("700", "2"),
+        ("9000", "2"),
+        ("94", "1"),
+    )

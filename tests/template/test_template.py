@@ -44,7 +44,7 @@ from domains.destinations.query import (
     DestinationQuery,
 )
 from domains.destinations.search import DestinationSearch
-from domains.flights.offers import FlightOffer, offer_to_item
+from domains.flights.offers import FlightOffer, offers_to_items
 from domains.flights.query import FlightQuery
 from domains.flights.search import FlightSearch
 from domains.hotels.query import PARAMETERS as HOTEL_PARAMETERS
@@ -256,7 +256,7 @@ class ChangePipe:
     pipe: str
     table: str
     detail_type: str
-    value_attribute: str  # the price of the item
+    changed: frozenset[str]  # the attributes that say what changed: they must reach the event
     sample_item: Callable[[], dict[str, dict[str, Any]]]  # an item as the domain's code writes it
 
 
@@ -265,14 +265,14 @@ CHANGE_PIPES = (
         "FlightOffersChangedPipe",
         "FlightsTable",
         "FlightOffersChanged",
-        "price",
-        lambda: offer_to_item(flight_offer("BA1", "129.90")),
+        frozenset({"offer#BA1#economy"}),  # the offer's map: price, seats, sequence …
+        lambda: offers_to_items([flight_offer("BA1", "129.90")])[0],
     ),
     ChangePipe(
         "HotelRatesChangedPipe",
         "HotelsTable",
         "HotelRatesChanged",
-        "amount",
+        frozenset({"sequence", "amount"}),
         lambda: rate_to_item(nightly_rate("h1", "2030-06-01", "120")),
     ),
 )
@@ -2805,20 +2805,23 @@ def test_change_pipe_puts_inserts_and_updates_of_its_table_on_the_bus(resources:
 @by_pipe
 def test_change_pipe_forwards_attributes_the_code_writes(resources: Resources, pipe: ChangePipe) -> None:
     """Given a change pipe's input template, when the pipe fills it in, then it is a JSON object, and every stream
-    path it reads is an attribute of the item as the domain's code writes it, with that DynamoDB type: the keys
-    (route or city, sort key), the new sequence and the price. A renamed attribute would forward empty values."""
+    path it reads is in the item as the domain's code writes it: the keys (route or city, sort key) and what says
+    what changed (the new sequence and the price). A renamed attribute would forward empty values."""
     template_text = resources[pipe.pipe]["Properties"]["TargetParameters"]["InputTemplate"]
     item = pipe.sample_item()
-    paths = re.findall(r"<\$\.dynamodb\.(Keys|NewImage)\.(\w+)\.(\w+)>", template_text)
+    images = {"Keys": {"pk": item["pk"], "sk": item["sk"]}, "NewImage": item}
+    paths = re.findall(r"<\$\.dynamodb\.(Keys|NewImage)((?:\.\w+)*)>", template_text)
 
-    assert isinstance(json.loads(re.sub(r"<[^>]+>", "value", template_text)), dict)
+    assert isinstance(json.loads(re.sub(r"<[^>]+>", "{}", template_text)), dict)
     assert len(paths) == len(re.findall(r"<\$\.dynamodb\.", template_text)), "every stream path is checked"
-    for image, attribute, attribute_type in paths:
-        assert attribute in item and attribute_type in item[attribute], (image, attribute, attribute_type)
-        if image == "Keys":
-            assert attribute in {"pk", "sk"}
-    forwarded = {attribute for _, attribute, _ in paths}
-    assert forwarded >= {"pk", "sk", "sequence", pipe.value_attribute}
+    forwarded: set[str] = set()
+    for image, path in paths:
+        steps, node = path.split(".")[1:], images[image]
+        for step in steps:
+            assert isinstance(node, dict) and step in node, (image, path)
+            node = node[step]
+        forwarded |= {steps[0]} if steps else set(node)  # a whole image forwards every attribute
+    assert forwarded >= {"pk", "sk", *pipe.changed}
 
 
 def test_every_pipe_logs_to_a_log_group_with_retention(resources: Resources) -> None:

@@ -177,6 +177,7 @@ class Write:
         self.attributes = {"price": {"N": price}}
         self.sequence = sequence
         self.defaults: dict[str, Any] = {}
+        self.per_attribute = False
 
 
 def test_upsert_all_sends_only_the_newest_write_of_an_item_and_reports_stale_ones() -> None:

@@ -8,7 +8,7 @@ from decimal import Decimal
 import orjson
 
 from core.page_token import PageTokens
-from domains.flights.offers import FlightOffer, offer_from_item, offer_to_item
+from domains.flights.offers import FlightOffer, offers_from_item, offers_to_items
 from domains.flights.query import FlightQuery
 from domains.flights.search import FlightSearch
 from tests.fakes import DictCache, InMemoryOffers
@@ -115,6 +115,34 @@ def test_second_identical_search_is_served_by_the_cache_without_a_query() -> Non
 
 
 def test_item_round_trip_keeps_every_field() -> None:
-    item = offer_to_item(BASE)
-    assert item["pk"] == {"S": "JFK-LHR"} and item["sk"] == {"S": "2026-12-01#BA0178#economy#skylink"}
-    assert offer_from_item(item) == BASE
+    economy, business = BASE, BASE._replace(cabin="business", price=Decimal("2100.00"), sequence=3)
+    other_provider = BASE._replace(provider="aerodata")
+    items = offers_to_items([economy, business, other_provider])
+    assert [(item["pk"]["S"], item["sk"]["S"]) for item in items] == [
+        ("JFK-LHR", "2026-12-01#skylink"),
+        ("JFK-LHR", "2026-12-01#aerodata"),
+    ]
+    assert sorted(name for name in items[0] if name.startswith("offer#")) == [
+        "offer#BA0178#business",
+        "offer#BA0178#economy",
+    ]
+    assert offers_from_item(items[0]) == [economy, business]
+    assert offers_from_item(items[1]) == [other_provider]
+
+
+def test_an_item_of_the_earlier_one_item_per_offer_layout_holds_no_offers() -> None:
+    """Items written before offers became attributes of a day's item are skipped until TTL removes them."""
+    earlier = {
+        "pk": {"S": "JFK-LHR"},
+        "sk": {"S": "2026-12-01#BA0178#economy#skylink"},
+        **{name: {"S": "x"} for name in ("origin", "destination", "provider", "flight_id", "carrier", "cabin")},
+        "price": {"N": "412.30"},
+        "sequence": {"N": "1"},
+    }
+    assert offers_from_item(earlier) == []
+
+
+def test_of_two_offers_of_one_flight_and_cabin_the_newer_is_kept() -> None:
+    older, newer = BASE._replace(sequence=1, price=Decimal("1.00")), BASE._replace(sequence=2)
+    assert offers_from_item(offers_to_items([newer, older])[0]) == [newer]
+    assert offers_from_item(offers_to_items([older, newer])[0]) == [newer]

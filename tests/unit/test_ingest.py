@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domains.flights.offers import FlightOffer, offer_from_item, offer_to_item
+from domains.flights.offers import FlightOffer, offers_from_item, offers_to_items
 from integrations.contracts import SCHEMA_DIR, event_contracts
 from integrations.flights_ingest import FLIGHTS, flight_upserts
 from integrations.hotels_ingest import HOTELS
@@ -85,11 +85,12 @@ def with_sequence(event: dict[str, Any], sequence: int, price: str) -> dict[str,
 def test_valid_event_writes_every_offer_and_invalidates_its_route_once() -> None:
     harness = Harness()
     assert harness.run(delivered(FLIGHT_EVENT), delivered(with_sequence(FLIGHT_EVENT, 43, "399.00"))) == []
-    assert sorted(sk for _, sk in harness.store.items) == [
-        "2026-12-01#BA178#business#skylink",
-        "2026-12-01#BA178#economy#skylink",
+    # One item for the provider's route and day, one attribute per offer
+    assert sorted(harness.store.offers()) == [
+        ("JFK-LHR", "2026-12-01#skylink", "offer#BA178#business"),
+        ("JFK-LHR", "2026-12-01#skylink", "offer#BA178#economy"),
     ]
-    assert {item["price"]["N"] for item in harness.store.items.values()} == {"399.00"}
+    assert {offer["price"]["N"] for offer in harness.store.offers().values()} == {"399.00"}
     assert harness.invalidated == Counter({"JFK-LHR": 1})
     assert harness.quarantine.items == []
 
@@ -102,7 +103,7 @@ def test_duplicate_delivery_changes_nothing_and_invalidates_nothing() -> None:
     assert harness.run(delivered(FLIGHT_EVENT), delivered(FLIGHT_EVENT)) == []
     assert harness.store.items == state
     assert harness.invalidated == Counter()
-    assert harness.metrics.counts["RecordUnchanged"] == 4
+    assert harness.metrics.counts["RecordUnchanged"] == 2  # one item write per event
 
 
 @settings(max_examples=60, deadline=None)
@@ -112,7 +113,9 @@ def test_any_delivery_order_ends_at_the_newest_sequence(order: list[tuple[int, s
     bodies = [delivered(with_sequence(FLIGHT_EVENT, sequence, price)) for sequence, price in order]
     for start in range(0, len(bodies), batch):
         assert harness.run(*bodies[start : start + batch]) == []
-    assert {(item["sequence"]["N"], item["price"]["N"]) for item in harness.store.items.values()} == {("5", "500.00")}
+    offers = harness.store.offers().values()
+    assert len(offers) == 2
+    assert {(offer["sequence"]["N"], offer["price"]["N"]) for offer in offers} == {("5", "500.00")}
 
 
 def test_invalid_event_is_quarantined_with_the_reason_and_the_valid_ones_still_land() -> None:
@@ -125,7 +128,7 @@ def test_invalid_event_is_quarantined_with_the_reason_and_the_valid_ones_still_l
     assert record["reason"]["S"].startswith("event.data.offers[0].price.amount: ")
     assert record["message_id"]["S"] == "m0" and json.loads(record["body"]["S"])["detail"]["event"] == invalid
     assert record["pk"]["S"] == "2026-11-28" and int(record["expires_at"]["N"]) > NOW.timestamp()
-    assert len(harness.store.items) == 2  # only the valid event's two offers; nothing of the invalid one
+    assert len(harness.store.offers()) == 2  # only the valid event's two offers; nothing of the invalid one
 
 
 def test_semantically_impossible_offer_is_quarantined_and_no_offer_of_it_is_written() -> None:
@@ -161,25 +164,25 @@ def test_a_failed_write_is_reported_for_redelivery_and_the_rest_of_the_batch_lan
     other_day["data"]["date"] = "2026-12-02"
     for offer in other_day["data"]["offers"]:
         offer["departure"], offer["arrival"] = "2026-12-02T18:30:00Z", "2026-12-03T01:35:00Z"
-    store = NewestWinsStore(fail_keys={"2026-12-01#BA178#business#skylink"})
+    store = NewestWinsStore(fail_keys={"2026-12-01#skylink"})
     harness = Harness(store=store)
     assert harness.run(delivered(FLIGHT_EVENT), delivered(other_day)) == ["m0"]
-    assert ("JFK-LHR", "2026-12-02#BA178#economy#skylink") in store.items
+    assert ("JFK-LHR", "2026-12-02#skylink", "offer#BA178#economy") in store.offers()
     # Redelivery after the fault: the record is written exactly once in effect.
     store.fail_keys.clear()
     assert harness.run(delivered(FLIGHT_EVENT)) == []
-    assert len(store.items) == 4
+    assert len(store.offers()) == 4
 
 
 @pytest.mark.parametrize(
     "example", sorted((EXAMPLES / "FlightOffersUpdated.v1/valid").glob("*.json")), ids=lambda path: path.stem
 )
-def test_flight_upserts_write_the_item_offer_to_item_describes(example: Path) -> None:
+def test_flight_upserts_write_the_item_offers_to_items_describes(example: Path) -> None:
     """Ingest builds items directly (it is the hot path); the layout stays the one of domains.flights.offers."""
     event = json.loads(example.read_text())
     data = event["data"]
-    for upsert, raw in zip(flight_upserts(event, "skylink", "2026-11-28T09:00:00Z"), data["offers"], strict=True):
-        offer = FlightOffer(
+    offers = [
+        FlightOffer(
             flight_id=raw["flight_id"],
             carrier=raw["carrier"],
             origin=data["origin"],
@@ -195,8 +198,15 @@ def test_flight_upserts_write_the_item_offer_to_item_describes(example: Path) ->
             sequence=event["sequence"],
             updated_at="2026-11-28T09:00:00Z",
         )
-        assert {**upsert.key, **upsert.attributes, "sequence": {"N": str(upsert.sequence)}} == offer_to_item(offer)
-        assert offer_from_item({**upsert.key, **upsert.attributes, "sequence": {"N": str(upsert.sequence)}}) == offer
+        for raw in data["offers"]
+    ]
+    (upsert,) = flight_upserts(event, "skylink", "2026-11-28T09:00:00Z")
+    (item,) = offers_to_items(offers)
+
+    assert upsert.per_attribute and upsert.scope == f"{data['origin']}-{data['destination']}"
+    assert {**upsert.key, **upsert.defaults, **upsert.attributes} == item
+    # Every offer of the event is in the item, the last one listed where a flight and cabin repeat.
+    assert sorted(offers_from_item(item)) == sorted({(o.flight_id, o.cabin): o for o in offers}.values())
 
 
 def test_a_batch_is_written_in_one_store_call_and_an_offer_superseded_within_it_counts_as_unchanged() -> None:
@@ -206,8 +216,8 @@ def test_a_batch_is_written_in_one_store_call_and_an_offer_superseded_within_it_
     assert harness.run(delivered(newer), delivered(FLIGHT_EVENT), "not json") == []
     # Then the store was asked once for the whole batch, and only the newer prices were written
     assert harness.store.calls == 1
-    assert {item["price"]["N"] for item in harness.store.items.values()} == {"99.00"}
-    assert (harness.metrics.counts["RecordWritten"], harness.metrics.counts["RecordUnchanged"]) == (2, 2)
+    assert {offer["price"]["N"] for offer in harness.store.offers().values()} == {"99.00"}
+    assert (harness.metrics.counts["RecordWritten"], harness.metrics.counts["RecordUnchanged"]) == (1, 1)
     assert harness.metrics.counts["EventIngested"] == 2
     assert harness.invalidated == Counter({"JFK-LHR": 1})
 
@@ -219,14 +229,14 @@ def test_after_a_failed_batch_write_each_event_is_written_alone_and_invalidates_
         offer["departure"], offer["arrival"] = "2026-12-02T18:30:00Z", "2026-12-03T01:35:00Z"
     other_route = copy.deepcopy(FLIGHT_EVENT)
     other_route["data"]["destination"] = "CDG"
-    store = NewestWinsStore(fail_keys={"2026-12-02#BA178#business#skylink"})
+    store = NewestWinsStore(fail_keys={"2026-12-02#skylink"})
     harness = Harness(store=store)
     # When the batch's write fails part-way (the first event's offers landed before the failure)
     assert harness.run(delivered(FLIGHT_EVENT), delivered(other_day), delivered(other_route)) == ["m1"]
     # Then the events were written one by one: the failing one is handed back, the others landed,
     # and the route whose offers landed before the failure is invalidated although its retry changed nothing
     assert store.calls == 4
-    assert ("JFK-CDG", "2026-12-01#BA178#business#skylink") in store.items
+    assert ("JFK-CDG", "2026-12-01#skylink", "offer#BA178#business") in store.offers()
     assert harness.invalidated == Counter({"JFK-LHR": 1, "JFK-CDG": 1})
 
 
@@ -259,7 +269,7 @@ def test_cache_down_during_ingest_writes_then_catches_up_on_redelivery() -> None
     # Given the cache is away: the writes land, the missed invalidation is counted and the message
     # is handed back for redelivery rather than acknowledged
     assert harness.run(delivered(FLIGHT_EVENT)) == ["m0"]
-    assert len(harness.store.items) == 2
+    assert len(harness.store.offers()) == 2
     assert harness.metrics.counts["InvalidationFailed"] == 1
     # When SQS delivers it again with the cache back, nothing is rewritten but the route is invalidated
     state = copy.deepcopy(harness.store.items)
