@@ -29,6 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from domains.flights.offers import item_key, offer_attribute, route_key
 from local.redis_server import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -153,12 +154,11 @@ def audit_pushes(state: dict[str, Any], push_log: Path) -> dict[str, Any]:
         still = []
         for record in missing:
             offer = record["offers"][0]
-            key = {
-                "pk": {"S": f"{record['origin']}-{record['destination']}"},
-                "sk": {"S": f"{record['date']}#{offer['flight_id']}#{offer['cabin']}#skylink"},
-            }
-            item = dynamodb.get_item(TableName=tables[0], Key=key).get("Item")
-            if item is None or int(item["sequence"]["N"]) != record["sequence"]:
+            key = item_key(route_key(record["origin"], record["destination"]), record["date"], "skylink")
+            item = dynamodb.get_item(TableName=tables[0], Key=key).get("Item") or {}
+            stored = item.get(offer_attribute(offer["flight_id"], offer["cabin"]))
+            # Landed: the offer holds this push's sequence, or a later push's that superseded it.
+            if stored is None or int(stored["M"]["sequence"]["N"]) < record["sequence"]:
                 still.append(record)
         missing = still
         if missing:

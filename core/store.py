@@ -216,13 +216,18 @@ class Writes:
         with subsegment("dynamodb"):
             for index in sorted(newest.values()):
                 write = writes[index]
-                landed[index] = self._per_attribute(write) if write.per_attribute else self._update_item(write)
+                if write.per_attribute:
+                    landed[index] = self._per_attribute(write)
+                else:
+                    landed[index] = self._update_item(write, write.attributes)
         return landed
 
     def _per_attribute(self, write: VersionedWrite) -> bool:
         """A write versioned per attribute (in parts of at most ``MAX_VERSIONED_ATTRIBUTES``); whether any landed."""
         attributes = write.attributes
         names = list(attributes)
+        if not names:
+            return False  # nothing to version (an empty condition would be refused)
         parts = (
             [attributes]
             if len(names) <= MAX_VERSIONED_ATTRIBUTES
@@ -241,13 +246,10 @@ class Writes:
                     landed = self._update_item(write, {name: value}) or landed
         return landed
 
-    def _update_item(self, write: VersionedWrite, attributes: Item | None = None) -> bool:
-        """One conditional UpdateItem of ``attributes`` (all of them when None) of ``write``; False when
-        the condition held it back."""
+    def _update_item(self, write: VersionedWrite, attributes: Item) -> bool:
+        """One conditional UpdateItem of ``attributes`` of ``write``; False when the condition held it back."""
         try:
-            self._table.client.update_item(
-                **self._request(write, write.attributes if attributes is None else attributes)
-            )
+            self._table.client.update_item(**self._request(write, attributes))
         except Exception as error:
             code = error_code(error)
             if code == "ConditionalCheckFailedException":

@@ -156,7 +156,7 @@ def generate_offers(
                 cabin = rng.choices(cabins, weights)[0]
                 provider = rng.choice(PROVIDERS)
                 if (flight.flight_id, cabin, provider) in seen:
-                    continue  # one item per sort key: BatchWriteItem rejects duplicates
+                    continue  # one offer per flight, cabin and provider (they name its attribute)
                 seen.add((flight.flight_id, cabin, provider))
                 departure = datetime.combine(day, datetime.min.time(), UTC) + timedelta(minutes=flight.departure_minute)
                 arrival = departure + timedelta(minutes=flight.duration_minutes)
