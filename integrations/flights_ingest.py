@@ -53,13 +53,13 @@ def flight_upserts(event: Mapping[str, Any], provider: str, received_at: str) ->
                 "updated_at": updated_at,
             }
         }
-    item = {
+    defaults = {  # the item's own attributes, the same for every event of its route, day and provider
         "origin": {"S": origin},
         "destination": {"S": destination},
         "provider": {"S": provider},
         "expires_at": {"N": str(expires_at(day))},
     }
-    return [Upsert(route, item_key(route, day, provider), offers, sequence, item, per_attribute=True)]
+    return [Upsert(route, item_key(route, day, provider), offers, sequence, defaults, per_attribute=True)]
 
 
 FLIGHTS = DomainIngest(DOMAIN, frozenset({"FlightOffersUpdated"}), flight_upserts)
