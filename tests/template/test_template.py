@@ -294,7 +294,7 @@ VPC_ENI_ACTIONS = frozenset(
     }
 )
 # core.store.Writes's public methods → the DynamoDB action each one sends.
-# upsert_all sends TransactWriteItems of Update actions: IAM authorizes each as dynamodb:UpdateItem.
+# upsert_all sends one conditional UpdateItem per write (per part, for writes versioned per attribute).
 WRITE_ACTIONS = {"upsert_all": "dynamodb:UpdateItem", "put_all": "dynamodb:BatchWriteItem"}
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
