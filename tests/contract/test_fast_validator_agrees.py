@@ -23,7 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from integrations.contracts import FORMAT_GUARDS, SCHEMA_DIR, EventContracts, compile_fast, event_contracts
+from integrations.contracts import (
+    FORMAT_GUARDS,
+    SCHEMA_DIR,
+    EventContracts,
+    compile_fast,
+    event_contracts,
+    fast_copy,
+)
 
 EXAMPLES = SCHEMA_DIR / "examples"
 
@@ -419,3 +426,52 @@ def test_a_remote_ref_is_never_fetched(tmp_path: Path) -> None:
     # Then compiling fails (jsonschema-rs would otherwise fetch it over HTTP at container start)
     with pytest.raises(ValueError, match="remote \\$refs are not fetched"):
         contracts_with(tmp_path, edit)
+
+
+def test_the_fast_copy_counts_keys_only_where_every_named_property_is_required(tmp_path: Path) -> None:
+    # Given offers whose seats_left is optional (every other property still required, none other allowed)
+    def edit(schema: dict[str, Any]) -> None:
+        schema["$defs"]["offer"]["required"].remove("seats_left")
+
+    contracts = contracts_with(tmp_path, edit)
+    fast = fast_copy(json.loads((tmp_path / "FlightOffersUpdated.v1.json").read_text(encoding="utf-8")))
+    offer, price = fast["properties"]["data"]["properties"]["offers"]["items"], fast["$defs"]["offer"]["properties"]
+    # Then the offer keeps its required list and the price (both properties required) counts keys instead
+    assert "seats_left" not in offer["required"] and "minProperties" not in offer
+    assert price["price"]["minProperties"] == 2 and "required" not in price["price"]
+    event = copy.deepcopy(EVENTS["FlightOffersUpdated.v1/valid/two-cabins"])
+    # When an offer leaves out the optional property, both accept it
+    del event["data"]["offers"][0]["seats_left"]
+    assert verdicts(contracts, event) == (True, True)
+    # When it trades a required property for the optional one's place, or a price has one key of two, both refuse
+    del event["data"]["offers"][0]["cabin"]
+    event["data"]["offers"][0]["seats_left"] = 3
+    assert verdicts(contracts, event) == (False, False)
+    event = copy.deepcopy(EVENTS["FlightOffersUpdated.v1/valid/two-cabins"])
+    del event["data"]["offers"][1]["price"]["currency"]
+    assert verdicts(contracts, event) == (False, False)
+
+
+def test_a_recursive_definition_is_followed_not_inlined(tmp_path: Path) -> None:
+    # Given a fare rule that nests rules of its own (a $defs entry that refers to itself)
+    def edit(schema: dict[str, Any]) -> None:
+        schema["$defs"]["rule"] = {
+            "type": "object",
+            "required": ["code"],
+            "properties": {"code": {"$ref": "#/$defs/iata"}, "then": {"$ref": "#/$defs/rule"}},
+        }
+        schema["$defs"]["offer"]["properties"]["rule"] = {"$ref": "#/$defs/rule"}
+
+    contracts = contracts_with(tmp_path, edit)
+    fast = fast_copy(json.loads((tmp_path / "FlightOffersUpdated.v1.json").read_text(encoding="utf-8")))
+    # Then the references to the rule, and to the offer that holds one, stay references; the rule's iata
+    # code, which refers to nothing, is copied in
+    assert fast["properties"]["data"]["properties"]["offers"]["items"] == {"$ref": "#/$defs/offer"}
+    assert fast["$defs"]["offer"]["properties"]["rule"] == {"$ref": "#/$defs/rule"}
+    assert fast["$defs"]["rule"]["properties"]["code"] == {"type": "string", "pattern": "^[A-Z]{3}$"}
+    # And both validators judge nested rules alike
+    event = copy.deepcopy(EVENTS["FlightOffersUpdated.v1/valid/two-cabins"])
+    event["data"]["offers"][0]["rule"] = {"code": "ABC", "then": {"code": "XYZ", "then": {"code": "DEF"}}}
+    assert verdicts(contracts, event) == (True, True)
+    event["data"]["offers"][0]["rule"]["then"]["then"]["code"] = "de"
+    assert verdicts(contracts, event) == (False, False)
