@@ -166,15 +166,16 @@ def model(measured: dict[str, Any]) -> tuple[list[Line], dict[str, Any]]:
         f"max(minimum {min_gb} GB, measured mean {stored_gb * 1000:.1f} MB) x {hours} h x ${rate}/GB-h",
     )
     value_kb = measured["stored_value_bytes"] / 1024
-    hit_ecpu = max(1, math.ceil(value_kb))
-    miss_ecpu = hit_ecpu + 1 + hit_ecpu + assume["ecpu_per_script_command"] + math.ceil(value_kb)
+    script = assume["ecpu_per_script_command"]
+    hit_ecpu = max(1, math.ceil(value_kb)) + script  # the read script returns the entry
+    miss_ecpu = hit_ecpu + math.ceil(value_kb) + script  # the read (a stale entry at worst), the fenced write
     ecpus = searches * (hit_ratio * hit_ecpu + (1 - hit_ratio) * miss_ecpu)
     add(
         "ElastiCache ECPUs",
         ecpus * price["elasticache_serverless_valkey_ecpu"],
         False,
-        f"{hit_ecpu} ECPU per hit (MGET of a {value_kb:.1f} KB entry), "
-        f"{miss_ecpu} per miss (MGET, SET NX, MGET, script)",
+        f"{hit_ecpu} ECPU per hit (the read script, a {value_kb:.1f} KB entry), "
+        f"{miss_ecpu} per miss (the read script taking the lock, the write script)",
     )
 
     # --- API Gateway

@@ -8,7 +8,7 @@ the reference skips botocore's response parsing, which a real Query pays). The c
 one INCR of the route's generation, as ingest does when the route changes (untimed), so every call is a
 miss with a stale copy. (INCRing before every call instead put a blocking round trip of another client
 right before each timed call, which this VM charges to the next call's CPU.) The handler side is
-everything a miss costs the function: parse, cache read, lock and second read, the Query through
+everything a miss costs the function: parse, the cache read that takes the lock, the Query through
 ``core.store``, offers from items, filter, rank, render, the fenced cache write, EMF. The other side is
 ``client.query(**the same request)``. CPU is ``time.process_time`` (ours, not redis-server's), summed
 per batch; the figure is the median batch ratio.
@@ -103,7 +103,7 @@ SORTS = ("price", "duration", "departure")
 def _breakdown(function: FlightsFunction, calls: int = CALLS_PER_BATCH) -> dict[str, float]:
     """Where a miss's CPU goes, measured after the figure (the timers wrap the function's own adapters,
     on this instance only, and are removed again): the DynamoDB Query with offers from items, the Redis
-    round trips (a pipelined pair of commands is one), the cache write sent behind the answer, and
+    round trips, the cache write sent behind the answer, and
     everything else."""
     from domains.flights import bootstrap, handler
 
@@ -152,11 +152,8 @@ class MissingEverything:
     without talking to Redis (the timers above miss what Redis costs outside the calls they wrap, such as
     the reply to the write sent behind, which arrives while the handler does other work)."""
 
-    def read(self, generation_key: str, entry_key: str) -> tuple[bytes | None, bytes | None]:
-        return b"1", None
-
-    def lock_and_read(self, *args: Any) -> tuple[bool, tuple[bytes | None, bytes | None]]:
-        return True, (b"1", None)
+    def read_or_lock(self, *args: Any) -> tuple[bytes, bytes | None, bool]:
+        return b"1", None, True
 
     def write(self, *args: Any) -> int:
         return 1

@@ -4,21 +4,23 @@ Keys (the braces are a cluster hash tag, so one scope lives in one slot)::
 
     gen:{flights:JFK-LHR}                          generation counter of a scope
     search:{flights:JFK-LHR}:<sha256>              the rendered response of one query
-    lock:search:{flights:JFK-LHR}:<sha256>:g7      the one rebuilder of that entry in generation 7
+    lock:search:{flights:JFK-LHR}:<sha256>         its rebuilder: "<generation>:<token>"
 
-* A read is one round trip and one native command: ``MGET`` of the scope's generation and the
-  entry. The entry's value carries the generation it was computed in; it is a hit only when that
-  equals the current generation.
+* A read is one round trip: a Lua script (:data:`READ_SCRIPT`, every key declared, one slot) reads the
+  scope's generation and the entry. The entry's value carries the generation it was computed in; it is
+  a hit only when that equals the current generation.
+* On a miss the same script takes the entry's lock for the current generation, unless another caller
+  holds it for that generation (stampede protection: one rebuilder per entry and generation). The
+  others serve the entry of an older generation as ``STALE`` if there is one, or wait briefly, reading
+  again. A lock of an older generation does not hold back a rebuild of the current one. So a miss costs
+  one round trip before the rebuild, as a hit does.
 * Invalidation is one ``INCR`` of the scope's generation: every entry of the scope stops being a
   hit at once, and is overwritten by the next rebuild or expires by TTL. No KEYS, no SCAN, no
   fan-out deletes; one entry per query, whatever the number of invalidations.
-* On a miss one caller wins ``SET NX`` on the lock and rebuilds (stampede protection); the others
-  serve the entry of an older generation as ``STALE`` if there is one, or wait briefly. The lock is
-  sent with a second ``MGET`` in one round trip, so a rebuild that landed since the first read is
-  served as a hit by the winner and the losers alike.
-* A write is fenced: a Lua script (all keys declared, one slot) stores only if the generation is
-  still the one the reader saw, so a result computed before an invalidation is never stored as
-  current. The generation inside the value makes that hold even for a write that slipped past.
+* A write is fenced: a Lua script (:data:`WRITE_SCRIPT`) stores only if the generation is still the
+  one the reader saw, so a result computed before an invalidation is never stored as current. The
+  generation inside the value makes that hold even for a write that slipped past. It also releases
+  the writer's lock.
 * The stored value is the rendered body behind a 13-byte frame (format, CRC32, generation): a hit
   is returned without JSON parsing, and a corrupt entry is detected, treated as a miss and
   overwritten.
@@ -43,7 +45,27 @@ from core.observability import MetricsSink, subsegment
 
 HIT, MISS, BYPASS, STALE = "HIT", "MISS", "BYPASS", "STALE"
 
-# KEYS: generation, entry, lock. ARGV: generation read, value, ttl (ms), lock token.
+# KEYS: generation, entry, lock. ARGV: lock token, lock ttl (ms).
+# Returns {generation, entry, locked}. The entry is a hit when the generation in its frame (bytes 6-13,
+# big-endian) is the current one; then no lock is taken. Otherwise this caller takes the lock for the
+# current generation ("<generation>:<token>", replacing one of an older generation) and gets locked = 1,
+# unless another caller holds it for the current generation (locked = 0). An absent generation is '0'.
+READ_SCRIPT = """
+local generation = redis.call('GET', KEYS[1]) or '0'
+local entry = redis.call('GET', KEYS[2])
+if entry and #entry >= 13 then
+  local stored = 0
+  for i = 6, 13 do stored = stored * 256 + string.byte(entry, i) end
+  if stored == tonumber(generation) then return {generation, entry, 0} end
+end
+local prefix = generation .. ':'
+local holder = redis.call('GET', KEYS[3])
+if holder and string.sub(holder, 1, #prefix) == prefix then return {generation, entry, 0} end
+redis.call('SET', KEYS[3], prefix .. ARGV[1], 'PX', ARGV[2])
+return {generation, entry, 1}
+"""
+
+# KEYS: generation, entry, lock. ARGV: generation read, value, ttl (ms), the lock's value.
 # Releases this caller's lock (an empty value only releases it); stores the value only if the
 # generation has not moved since the read (the stale-set fence). Returns 1 when stored.
 WRITE_SCRIPT = """
@@ -69,24 +91,20 @@ class CacheUnavailable(Exception):
 class RedisPort(Protocol):
     """The operations the cache needs; :mod:`core.redis_client` implements them over Redis."""
 
-    def read(self, generation_key: str, entry_key: str) -> tuple[bytes | None, bytes | None]:
-        """``MGET`` of the generation and the entry."""
-        ...
-
-    def lock_and_read(
-        self, lock_key: str, token: str, ttl_ms: int, generation_key: str, entry_key: str
-    ) -> tuple[bool, tuple[bytes | None, bytes | None]]:
-        """``SET lock token NX PX ttl`` (True when this caller took it), then :meth:`read`, in one round trip."""
+    def read_or_lock(
+        self, generation_key: str, entry_key: str, lock_key: str, token: str, ttl_ms: int
+    ) -> tuple[bytes, bytes | None, bool]:
+        """:data:`READ_SCRIPT`: (generation, entry, True when this caller took the lock)."""
         ...
 
     def write(
-        self, generation_key: str, entry_key: str, lock_key: str, generation: int, value: bytes, ttl_ms: int, token: str
+        self, generation_key: str, entry_key: str, lock_key: str, generation: int, value: bytes, ttl_ms: int, lock: str
     ) -> int:
         """The fenced write (:data:`WRITE_SCRIPT`); 1 when the value was stored."""
         ...
 
     def write_behind(
-        self, generation_key: str, entry_key: str, lock_key: str, generation: int, value: bytes, ttl_ms: int, token: str
+        self, generation_key: str, entry_key: str, lock_key: str, generation: int, value: bytes, ttl_ms: int, lock: str
     ) -> None:
         """:meth:`write`, without waiting for the reply where the connection allows it."""
         ...
@@ -200,8 +218,8 @@ def entry_key(domain: str, scope: str, digest: str) -> str:
     return f"search:{{{domain}:{scope}}}:{digest}"
 
 
-def lock_key(entry: str, generation: int) -> str:
-    return f"lock:{entry}:g{generation}"
+def lock_key(entry: str) -> str:
+    return f"lock:{entry}"
 
 
 class SearchCache:
@@ -229,38 +247,31 @@ class SearchCache:
         """The cached body for this query, or ``build()``'s, stored for the next caller."""
         gen_key = f"gen:{{{self.domain}:{scope}}}"
         key = f"search:{{{self.domain}:{scope}}}:{hashlib.sha256(canonical_query.encode()).hexdigest()}"
+        lock = f"lock:{key}"
         deadline = 0.0
         while True:
-            reply = self._call(self._redis.read, gen_key, key)
+            token = f"{_TOKEN_PREFIX}{next(_TOKEN_COUNTER)}"
+            reply = self._call(self._redis.read_or_lock, gen_key, key, lock, token, self._policy.lock_ms)
             if reply is None:
                 return Cached(build()[0], BYPASS)
-            generation = int(reply[0] or 0)
+            generation, locked = int(reply[0]), reply[2]
+            held = f"{generation}:{token}" if locked else ""  # the lock's value, to release it
             stale = None
             if reply[1] is not None:
                 stored = unframe(reply[1])
                 if stored is None:
-                    self._metrics.count("CacheCorrupt")  # the rebuild below overwrites it
-                elif stored[0] == generation:
+                    # Rebuilt and overwritten below, under the lock if this caller got it (the script took
+                    # a corrupt frame that names the current generation for a hit, and locked nothing).
+                    self._metrics.count("CacheCorrupt")
+                    return self._rebuild(gen_key, key, lock, generation, held, build)
+                if stored[0] == generation:
+                    if locked:  # not from READ_SCRIPT (it locks only on a miss); release it all the same
+                        self._call(self._redis.write_behind, gen_key, key, lock, generation, b"", 0, held)
                     self._metrics.count("CacheHit")
                     return Cached(stored[1], HIT)
-                else:
-                    stale = stored[1]
-            lock = lock_key(key, generation)
-            token = f"{_TOKEN_PREFIX}{next(_TOKEN_COUNTER)}"
-            locked = self._call(self._redis.lock_and_read, lock, token, self._policy.lock_ms, gen_key, key)
-            if locked is None:
-                return Cached(build()[0], BYPASS)
-            # The first read was a round trip earlier: another caller's rebuild may have landed since.
-            landed = self._current(locked[1], generation)
-            if locked[0]:
-                if landed is not None:
-                    self._call(self._redis.write_behind, gen_key, key, lock, generation, b"", 0, token)
-                    self._metrics.count("CacheHit")
-                    return Cached(landed, HIT)
-                return self._rebuild(gen_key, key, lock, generation, token, build)
-            if landed is not None:
-                self._metrics.count("CacheHit")
-                return Cached(landed, HIT)
+                stale = stored[1]
+            if locked:
+                return self._rebuild(gen_key, key, lock, generation, held, build)
             if stale is not None:
                 self._metrics.count("CacheStale")
                 return Cached(stale, STALE)
@@ -273,32 +284,27 @@ class SearchCache:
                 return Cached(build()[0], MISS)
             self._sleep(self._policy.poll_seconds)
 
-    @staticmethod
-    def _current(reply: tuple[bytes | None, bytes | None], generation: int) -> str | None:
-        """The body in a read reply if it is of ``generation`` and intact."""
-        if reply[1] is None or int(reply[0] or 0) != generation:
-            return None
-        stored = unframe(reply[1])
-        return stored[1] if stored is not None and stored[0] == generation else None
-
     def invalidate(self, scope: str) -> int | None:
         """Make every cached result of a scope stale (one INCR); None if the cache is down."""
         result = self._call(self._redis.incr, generation_key(self.domain, scope))
         return int(result) if result is not None else None
 
-    def _rebuild(self, gen_key: str, key: str, lock: str, generation: int, token: str, build: Build) -> Cached:
+    def _rebuild(self, gen_key: str, key: str, lock: str, generation: int, held: str, build: Build) -> Cached:
+        """Build, answer, and store the result behind the answer (releasing ``held``, the lock's value if
+        this caller holds it, else "")."""
         self._metrics.count("CacheMiss")
         try:
             body, empty = build()
         except BaseException:
             # Let the next caller rebuild at once rather than after the lock expires.
-            self._call(self._redis.write_behind, gen_key, key, lock, generation, b"", 0, token)
+            if held:
+                self._call(self._redis.write_behind, gen_key, key, lock, generation, b"", 0, held)
             raise
         ttl = self._policy.negative_ttl_seconds if empty else self._policy.ttl_seconds
         jitter = 1.0 + random.uniform(-self._policy.jitter, self._policy.jitter)  # noqa: S311 - not security
         value = frame(body, generation)
         # The answer does not wait for the write's reply: a failed write only means the next caller misses too.
-        self._call(self._redis.write_behind, gen_key, key, lock, generation, value, int(ttl * jitter * 1000), token)
+        self._call(self._redis.write_behind, gen_key, key, lock, generation, value, int(ttl * jitter * 1000), held)
         return Cached(body, MISS)
 
     def _call(self, operation: Callable[..., Any], *args: Any) -> Any:

@@ -1,7 +1,7 @@
 """The Redis adapter behind :mod:`core.cache`: one connection per container, opened lazily.
 
-redis-py opens the connection (TLS, IAM ``AUTH``); the cache's few commands are packed by hiredis and
-written to its socket directly, a pipelined pair in one write. Timeouts are tens of milliseconds and
+redis-py opens the connection (TLS, IAM ``AUTH``); the cache's few commands (its two scripts, ``INCR``)
+are packed by hiredis and written to its socket directly. Timeouts are tens of milliseconds and
 retries bounded, so a slow or dead cache costs a search little; :class:`core.cache.CircuitBreaker`
 bounds the cost further. On AWS the connection uses TLS and ElastiCache IAM authentication: the
 password is a SigV4-presigned token made locally from the function's role credentials, renewed
@@ -11,11 +11,12 @@ before it expires. No password is stored anywhere.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
 import hiredis
@@ -26,7 +27,7 @@ from redis.credentials import CredentialProvider
 from redis.exceptions import InvalidResponse, NoScriptError
 from redis.retry import Retry
 
-from core.cache import WRITE_SCRIPT, CachePolicy, CacheUnavailable, SearchCache
+from core.cache import READ_SCRIPT, WRITE_SCRIPT, CachePolicy, CacheUnavailable, SearchCache
 from core.observability import MetricsSink
 from core.settings import CacheSettings
 
@@ -36,11 +37,13 @@ HEALTH_CHECK_SECONDS = 30  # PING a connection idle this long (e.g. after a Lamb
 TOKEN_LIFETIME_SECONDS = 900  # ElastiCache accepts IAM tokens for 15 minutes
 TOKEN_RENEW_SECONDS = 600
 
+READ_SCRIPT_SHA = hashlib.sha1(READ_SCRIPT.encode()).hexdigest()  # what EVALSHA names it by (not a secret)
 # hiredis's C packer; its stub types the argument as a 1-tuple.
 _pack = cast(Callable[[tuple[str | int | bytes, ...]], bytes], hiredis.pack_command)
 _PING = _pack(("PING",))
 _MORE = object()  # what the reader returns while a reply is incomplete
 _READ_SIZE = 65536
+_T = TypeVar("_T")
 
 
 def iam_auth_token(
@@ -118,7 +121,7 @@ class DirectConnection:
 
     redis-py's :class:`redis.Connection` opens and closes it (TCP, TLS, IAM ``AUTH``, its timeouts); the
     commands bypass redis-py's per-command path (packing, health bookkeeping, reply dispatch): an MGET
-    round trip costs ~36 µs of CPU here against ~47 µs through ``send_packed_command`` and
+    round trip cost ~36 µs of CPU against ~47 µs through ``send_packed_command`` and
     ``read_response``, and ~60 µs through ``send_command``. A connection idle for ``HEALTH_CHECK_SECONDS``
     is PINGed before use, as redis-py's ``health_check_interval`` did.
 
@@ -235,8 +238,9 @@ class RedisCacheStore:
     """:class:`core.cache.RedisPort` on one :class:`DirectConnection` per thread (a Lambda container has one).
 
     Every round trip goes through :meth:`_round_trip`: commands packed in C, written in one ``sendall``.
-    A failed round trip is retried once on a fresh connection (a reset, a failover's ``READONLY``); after
-    that it is ``CacheUnavailable``. A reply of the wrong shape is never taken for data: the connection
+    A failed round trip, or a write sent behind that could not be sent (a connection that failed its health
+    check), is tried once more on a fresh connection (a reset, a failover's ``READONLY``); after that it is
+    ``CacheUnavailable``. A reply of the wrong shape is never taken for data: the connection
     is closed and the operation is ``CacheUnavailable``.
     """
 
@@ -256,17 +260,21 @@ class RedisCacheStore:
         return connection
 
     def _round_trip(self, packed: bytes, replies: int = 1) -> list[Any]:
+        return self._attempt(lambda connection: connection.exchange(packed, replies))
+
+    def _attempt(self, send: Callable[[DirectConnection], _T]) -> _T:
+        """``send`` on this thread's connection, once more on a fresh one if the connection failed."""
         connection = self._connection()
         for attempt in range(2):
             try:
                 for command in connection.take_lost():  # writes a demoted primary refused: to the new one
                     connection.send_behind(command)
-                return connection.exchange(packed, replies)
+                return send(connection)
             except (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, OSError) as error:
                 if attempt:
                     raise CacheUnavailable(f"{type(error).__name__}: {error}") from error
             except NoScriptError:
-                raise  # the caller loads the script
+                raise  # the caller sends the script's text
             except redis.RedisError as error:
                 raise CacheUnavailable(f"{type(error).__name__}: {error}") from error
         raise AssertionError("unreachable")
@@ -275,30 +283,26 @@ class RedisCacheStore:
         self._connection().close()
         return CacheUnavailable(f"unexpected reply to {command}: {reply!r:.80}")
 
-    def _pair(self, reply: Any) -> tuple[bytes | None, bytes | None]:
-        if type(reply) is list and len(reply) == 2:
-            generation, value = reply
-            if (generation is None or type(generation) is bytes) and (value is None or type(value) is bytes):
-                return generation, value
-        raise self._out_of_step("MGET", reply)
-
-    def read(self, generation_key: str, entry_key: str) -> tuple[bytes | None, bytes | None]:
-        return self._pair(self._round_trip(_pack(("MGET", generation_key, entry_key)))[0])
-
-    def lock_and_read(
-        self, lock_key: str, token: str, ttl_ms: int, generation_key: str, entry_key: str
-    ) -> tuple[bool, tuple[bytes | None, bytes | None]]:
-        # Independent commands on one slot: pipelined, one round trip.
-        packed = _pack(("SET", lock_key, token, "NX", "PX", ttl_ms)) + _pack(("MGET", generation_key, entry_key))
-        locked, values = self._round_trip(packed, 2)
-        if locked is not None and locked != b"OK":
-            raise self._out_of_step("SET NX", locked)
-        return locked is not None, self._pair(values)
+    def read_or_lock(
+        self, generation_key: str, entry_key: str, lock_key: str, token: str, ttl_ms: int
+    ) -> tuple[bytes, bytes | None, bool]:
+        """:data:`core.cache.READ_SCRIPT` by its SHA1; a server without it (a restart, a failover) gets its
+        text once, which also loads it."""
+        keys_and_args = (3, generation_key, entry_key, lock_key, token, ttl_ms)
+        try:
+            [reply] = self._round_trip(_pack(("EVALSHA", READ_SCRIPT_SHA, *keys_and_args)))
+        except NoScriptError:
+            [reply] = self._round_trip(_pack(("EVAL", READ_SCRIPT, *keys_and_args)))
+        if type(reply) is list and len(reply) == 3:
+            generation, value, locked = reply
+            if type(generation) is bytes and (value is None or type(value) is bytes) and locked in (0, 1):
+                return generation, value, locked == 1
+        raise self._out_of_step("the read script", reply)
 
     def write(
-        self, generation_key: str, entry_key: str, lock_key: str, generation: int, value: bytes, ttl_ms: int, token: str
+        self, generation_key: str, entry_key: str, lock_key: str, generation: int, value: bytes, ttl_ms: int, lock: str
     ) -> int:
-        keys_and_args = (3, generation_key, entry_key, lock_key, generation, value, ttl_ms, token)
+        keys_and_args = (3, generation_key, entry_key, lock_key, generation, value, ttl_ms, lock)
         if self._write_sha:
             try:
                 return self._integer("EVALSHA", self._round_trip(_pack(("EVALSHA", self._write_sha, *keys_and_args))))
@@ -311,7 +315,7 @@ class RedisCacheStore:
         return self._integer("EVALSHA", self._round_trip(_pack(("EVALSHA", self._write_sha, *keys_and_args))))
 
     def write_behind(
-        self, generation_key: str, entry_key: str, lock_key: str, generation: int, value: bytes, ttl_ms: int, token: str
+        self, generation_key: str, entry_key: str, lock_key: str, generation: int, value: bytes, ttl_ms: int, lock: str
     ) -> None:
         """:meth:`write` without waiting for its reply, on a connection in use (else it waits, as :meth:`write`).
 
@@ -321,11 +325,8 @@ class RedisCacheStore:
         so a server that lost its scripts (a restart, a failover) cannot refuse it with ``NOSCRIPT``
         after the caller has moved on.
         """
-        packed = _pack(("EVAL", WRITE_SCRIPT, 3, generation_key, entry_key, lock_key, generation, value, ttl_ms, token))
-        try:
-            self._connection().send_behind(packed)
-        except (redis.RedisError, OSError) as error:
-            raise CacheUnavailable(f"{type(error).__name__}: {error}") from error
+        packed = _pack(("EVAL", WRITE_SCRIPT, 3, generation_key, entry_key, lock_key, generation, value, ttl_ms, lock))
+        self._attempt(lambda connection: connection.send_behind(packed))
 
     def incr(self, generation_key: str) -> int:
         return self._integer("INCR", self._round_trip(_pack(("INCR", generation_key))))

@@ -568,16 +568,21 @@ class ScriptedRedis:
 
 
 NIL = b"$-1\r\n"
-MISSING = b"*2\r\n" + NIL + NIL  # MGET of a scope never invalidated and an entry never stored
+READ_MISS = b"*3\r\n" + b"$1\r\n0\r\n" + NIL + b":1\r\n"  # generation 0, no entry, this caller's lock
 
 
 def bulk(value: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
-def entry_of_generation_0(body: str) -> bytes:
-    """An MGET reply that is a hit for any entry of a scope in generation 0."""
-    return b"*2\r\n" + NIL + bulk(frame(body, 0))
+def read_hit_of_generation_0(body: str) -> bytes:
+    """A reply of the read script that is a hit for any entry of a scope in generation 0."""
+    return b"*3\r\n" + bulk(b"0") + bulk(frame(body, 0)) + b":0\r\n"
+
+
+def is_read(command: list[bytes]) -> bool:
+    """The read script (EVALSHA sha 3 generation entry lock token ttl), not the write (ten arguments)."""
+    return command[0].upper() in (b"EVALSHA", b"EVAL") and len(command) == 8
 
 
 def cache_on(server: ScriptedRedis, metrics: CountingMetrics, **store: float) -> SearchCache:
@@ -586,28 +591,26 @@ def cache_on(server: ScriptedRedis, metrics: CountingMetrics, **store: float) ->
 
 
 def answers_a_healthy_miss(command: list[bytes]) -> bytes:
-    """What redis-server answers a rebuilding caller: a miss, the lock, the script, a stored write."""
+    """What redis-server answers a rebuilding caller: a miss with the lock, then a stored write."""
     name = command[0].upper()
-    if name == b"MGET":
-        return MISSING
-    if name == b"SET":
-        return b"+OK\r\n"
-    if name == b"SCRIPT":
-        return bulk(b"0" * 40)
+    if is_read(command):
+        return READ_MISS
     if name in (b"EVALSHA", b"EVAL"):  # a write: EVAL when sent behind (the answer does not wait for it)
         return b":1\r\n"
+    if name == b"SCRIPT":
+        return bulk(b"0" * 40)
     if name == b"PING":
         return b"+PONG\r\n"
     raise AssertionError(f"unexpected command {command!r}")
 
 
-def test_a_reply_to_the_pipelined_read_that_comes_late_is_never_taken_for_a_later_answer() -> None:
-    # Given a server whose first connection answers the lock at once but the read that went with it
-    # only after the socket timeout, with a reply that would be a hit for another query's body
+def test_a_reply_to_a_read_that_comes_late_is_never_taken_for_a_later_answer() -> None:
+    # Given a server whose first connection answers the first read only after the socket timeout, with a
+    # reply that would be a hit for another query's body
     def answer(connection: int, command: list[bytes]) -> bytes | None:
-        if connection == 0 and command[0] == b"MGET" and any(c == b"SET" for _, [c, *_] in server.commands):
+        if connection == 0 and is_read(command):
             time.sleep(SOCKET_TIMEOUT_SECONDS * 3)
-            return entry_of_generation_0('{"another":"query"}')
+            return read_hit_of_generation_0('{"another":"query"}')
         return answers_a_healthy_miss(command)
 
     server, metrics = ScriptedRedis(answer), CountingMetrics()
@@ -617,31 +620,30 @@ def test_a_reply_to_the_pipelined_read_that_comes_late_is_never_taken_for_a_late
         answer_2 = cache.get_or_build("JFK-LHR", "q2", lambda: ('{"own":"second"}', False))
     finally:
         server.close()
-    # Then the lock and read were sent again on a fresh connection, and each search got its own result
+    # Then the read was sent again on a fresh connection, and each search got its own result
     assert (answer_1.status, answer_1.body) == (MISS, '{"own":"result"}')
     assert (answer_2.status, answer_2.body) == (MISS, '{"own":"second"}')
-    assert server.names()[:5] == [(0, "MGET"), (0, "SET"), (0, "MGET"), (1, "SET"), (1, "MGET")]
+    assert server.names()[:3] == [(0, "EVALSHA"), (1, "EVALSHA"), (1, "EVAL")]
     assert metrics.counts["CacheError"] == 0
 
 
 @pytest.mark.parametrize(
-    "replies",
+    "reply",
     [
-        pytest.param(MISSING + b"+OK\r\n", id="read before lock"),
-        pytest.param(entry_of_generation_0('{"x":1}') + b"+OK\r\n", id="a hit where the lock belongs"),
-        pytest.param(b"+OK\r\n+OK\r\n", id="a status where the read belongs"),
-        pytest.param(b"+OK\r\n*3\r\n" + NIL + NIL + NIL, id="a read of three keys"),
-        pytest.param(b"+OK\r\n*2\r\n:0\r\n" + NIL, id="an integer generation"),
+        pytest.param(b"+OK\r\n", id="a status"),
+        pytest.param(b":1\r\n", id="an integer"),
+        pytest.param(b"*2\r\n" + NIL + NIL, id="two values"),
+        pytest.param(b"*3\r\n:0\r\n" + NIL + b":1\r\n", id="an integer generation"),
+        pytest.param(b"*3\r\n" + bulk(b"0") + b":5\r\n:0\r\n", id="an integer where the entry belongs"),
+        pytest.param(b"*3\r\n" + bulk(b"0") + NIL + b":2\r\n", id="a lock flag of 2"),
+        pytest.param(b"*3\r\n" + bulk(b"0") + NIL + bulk(b"1"), id="a string lock flag"),
+        pytest.param(READ_MISS + read_hit_of_generation_0('{"x":1}'), id="two replies to one read"),
     ],
 )
-def test_replies_out_of_step_with_the_lock_and_read_are_a_cache_error_never_a_hit(replies: bytes) -> None:
-    # Given a server that answers the pipelined lock and read with replies that do not fit them
+def test_a_read_answered_with_a_reply_of_the_wrong_shape_is_a_cache_error_never_a_hit(reply: bytes) -> None:
+    # Given a server that answers the read script with a reply that does not fit it
     def answer(connection: int, command: list[bytes]) -> bytes | None:
-        if command[0] == b"SET":
-            return b""  # its reply goes out with the read's
-        if command[0] == b"MGET" and [name for _, name in server.names()[-2:]] == ["SET", "MGET"]:
-            return replies
-        return answers_a_healthy_miss(command)
+        return reply if is_read(command) else answers_a_healthy_miss(command)
 
     server, metrics = ScriptedRedis(answer), CountingMetrics()
     try:
@@ -652,27 +654,12 @@ def test_replies_out_of_step_with_the_lock_and_read_are_a_cache_error_never_a_hi
     # Then the search is answered from the source, the error counted, and that connection not used again
     assert (answer.status, answer.body) == (BYPASS, '{"own":"result"}')
     assert metrics.counts["CacheError"] == 1 and metrics.counts["CacheHit"] == 0
-    assert server.names() == [(0, "MGET"), (0, "SET"), (0, "MGET")], server.names()
-
-
-@pytest.mark.parametrize(
-    "reply",
-    [b"+OK\r\n", b":1\r\n", b"*1\r\n" + NIL, entry_of_generation_0("{}")[:-2] + b"\r\n*0\r\n"],
-    ids=["status", "integer", "one value", "two arrays"],
-)
-def test_a_read_answered_with_the_wrong_kind_of_reply_is_a_cache_error_not_a_crash(reply: bytes) -> None:
-    server, metrics = ScriptedRedis(lambda _, command: reply if command[0] == b"MGET" else None), CountingMetrics()
-    try:
-        answer = cache_on(server, metrics).get_or_build("JFK-LHR", "q", lambda: ('{"own":"result"}', False))
-    finally:
-        server.close()
-    assert (answer.status, answer.body) == (BYPASS, '{"own":"result"}')
-    assert metrics.counts["CacheError"] == 1
+    assert server.names() == [(0, "EVALSHA")], server.names()
 
 
 def test_a_write_answered_with_the_wrong_kind_of_reply_still_answers_the_searches() -> None:
     def answer(connection: int, command: list[bytes]) -> bytes | None:
-        return b"+OK\r\n" if command[0] == b"EVAL" else answers_a_healthy_miss(command)
+        return b"+OK\r\n" if command[0] == b"EVAL" and not is_read(command) else answers_a_healthy_miss(command)
 
     server, metrics = ScriptedRedis(answer), CountingMetrics()
     try:
@@ -703,8 +690,8 @@ def test_an_idle_connection_is_checked_with_ping_before_use_and_replaced_when_it
     finally:
         server.close()
     # Then every command after the first on a connection went after a PING; the failed one moved the
-    # search to a fresh connection without a cache error
-    assert server.names()[:4] == [(0, "MGET"), (0, "PING"), (1, "SET"), (1, "MGET")]
+    # cache write to a fresh connection without a cache error
+    assert server.names()[:3] == [(0, "EVALSHA"), (0, "PING"), (1, "EVAL")]
     assert metrics.counts["CacheError"] == 0
 
 
@@ -713,7 +700,7 @@ def test_a_search_answers_before_its_cache_write_is_acknowledged() -> None:
     acknowledge = threading.Event()
 
     def answer(connection: int, command: list[bytes]) -> bytes | None:
-        if command[0] == b"EVAL":
+        if command[0] == b"EVAL" and not is_read(command):
             acknowledge.wait(timeout=5)
         return answers_a_healthy_miss(command)
 
@@ -731,6 +718,6 @@ def test_a_search_answers_before_its_cache_write_is_acknowledged() -> None:
         server.close()
     assert (second.status, second.body) == (MISS, '{"second":"result"}')
     # (the second search's own write went behind its answer too: the server may not have read it yet)
-    assert [name for connection, name in server.names()][:7] == ["MGET", "SET", "MGET", "EVAL", "MGET", "SET", "MGET"]
+    assert [name for connection, name in server.names()][:3] == ["EVALSHA", "EVAL", "EVALSHA"]
     assert {connection for connection, _ in server.names()} == {0}
     assert metrics.counts["CacheError"] == 0

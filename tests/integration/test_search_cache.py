@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -253,63 +253,70 @@ def test_stalled_redis_costs_at_most_the_timeout_budget(
     assert elapsed < 0.3, f"20 searches against a stalled cache took {elapsed:.3f}s"
 
 
-class RebuildLandsAfterTheFirstRead:
-    """RedisPort over the real store: right after this caller's first read, ``land`` runs once (another
-    caller's rebuild finishing between this caller's read and its lock)."""
+def test_a_search_is_one_round_trip_to_redis_before_its_answer_on_a_hit_and_on_a_miss(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache = new_cache(redis_server, metrics)
+    cache.get_or_build("JFK-LHR", "warm", CountingBuild())  # the connection, and the script known to the server
+    settle(cache)
+    raw.config_resetstat()
+    # When one search misses and the next one hits
+    statuses = [cache.get_or_build("JFK-LHR", "q", CountingBuild()).status for _ in range(2)]
+    settle(cache)
+    # Then each read was one script call (the miss took its lock in it), plus the miss's write behind it
+    # (commandstats also counts the GETs and SETs the scripts make)
+    calls = {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in raw.info("commandstats").items()}
+    assert statuses == [MISS, HIT]
+    assert (calls.get("evalsha"), calls.get("eval"), calls.get("mget")) == (2, 1, None)
 
-    def __init__(self, store: RedisCacheStore, land: Callable[[], None]) -> None:
-        self._store, self._land = store, land
-        self.lock_and_read, self.write, self.incr = store.lock_and_read, store.write, store.incr
-        self.write_behind = store.write_behind
 
-    def read(self, generation_key: str, entry_key: str) -> tuple[bytes | None, bytes | None]:
-        reply = self._store.read(generation_key, entry_key)
-        land, self._land = self._land, lambda: None
-        land()
-        return reply
-
-
-def test_a_rebuild_that_lands_between_read_and_lock_is_served_and_the_lock_released(
+def test_a_lock_of_an_older_generation_does_not_hold_back_the_rebuild_of_the_current_one(
     redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
 ) -> None:
     key = entry_key("flights", "JFK-LHR", query_digest("q"))
+    # Given a rebuild of generation 0 still under way (its lock held) when ingest moves the scope to 1
+    raw.set(lock_key(key), "0:a rebuilder of generation 0", px=3000)
+    raw.incr(generation_key("flights", "JFK-LHR"))
+    sleeps: list[float] = []
     store = RedisCacheStore(lambda: connect(cache_settings(redis_server)))
-    landing = RebuildLandsAfterTheFirstRead(store, lambda: raw.set(key, frame('{"landed":1}', 0)))
-    cache, build = SearchCache("flights", landing, metrics), CountingBuild()
+    cache, build = SearchCache("flights", store, metrics, sleep=sleeps.append), CountingBuild()
+    # When a search of generation 1 misses
     answer = cache.get_or_build("JFK-LHR", "q", build)
-    assert (answer.status, answer.body, build.calls) == (HIT, '{"landed":1}', 0)
-    store.read(generation_key("flights", "JFK-LHR"), key)  # the lock's release went behind: let it land
+    settle(cache)
+    # Then it rebuilds at once, stores the result under generation 1 and releases its own lock
+    assert (answer.status, build.calls, sleeps) == (MISS, 1, [])
+    assert unframe(raw.get(key)) == (1, '{"results":[1]}')
     assert raw.keys("lock:*") == []
-    assert (metrics.counts["CacheHit"], metrics.counts["CacheMiss"]) == (1, 0)
 
 
-def test_a_caller_that_loses_the_lock_to_a_rebuild_that_has_landed_answers_at_once(
+def test_a_caller_that_finds_the_current_generation_locked_waits_for_that_rebuild_and_serves_it(
     redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
 ) -> None:
     key = entry_key("flights", "JFK-LHR", query_digest("q"))
+    # Given another caller rebuilding this entry in the current generation (0), with nothing older cached
+    raw.set(lock_key(key), "0:another caller", px=3000)
+    sleeps: list[float] = []
 
-    def another_caller_rebuilt() -> None:
-        raw.set(lock_key(key, 0), "another caller", px=3000)  # it holds the lock until its write returns
+    def rebuild_lands(seconds: float) -> None:
+        sleeps.append(seconds)
         raw.set(key, frame('{"landed":1}', 0))
 
     store = RedisCacheStore(lambda: connect(cache_settings(redis_server)))
-    sleeps: list[float] = []
-    cache = SearchCache(
-        "flights", RebuildLandsAfterTheFirstRead(store, another_caller_rebuilt), metrics, sleep=sleeps.append
-    )
+    cache = SearchCache("flights", store, metrics, sleep=rebuild_lands)
     build = CountingBuild()
+    # When this caller searches
     answer = cache.get_or_build("JFK-LHR", "q", build)
-    # The lock's reply and the second read's reply came back together: no wait, no rebuild, no stale answer
-    assert (answer.status, answer.body, build.calls, sleeps) == (HIT, '{"landed":1}', 0, [])
-    assert raw.get(lock_key(key, 0)) == b"another caller"
+    # Then it waited one poll, read again, and served the other caller's result without rebuilding
+    assert (answer.status, answer.body, build.calls, len(sleeps)) == (HIT, '{"landed":1}', 0, 1)
+    assert raw.get(lock_key(key)) == b"0:another caller"
 
 
-def test_a_flushed_write_script_is_loaded_again_and_the_result_stored(
+def test_flushed_scripts_are_loaded_again_and_the_result_stored(
     redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
 ) -> None:
     cache = new_cache(redis_server, metrics)
     cache.get_or_build("JFK-LHR", "first", CountingBuild())
-    # A restarted or failed-over server has no scripts: the next write meets NOSCRIPT
+    # A restarted or failed-over server has no scripts: the next read and write meet NOSCRIPT
     raw.script_flush()
     answer = cache.get_or_build("JFK-LHR", "second", CountingBuild('{"second":1}'))
     assert (answer.status, answer.body) == (MISS, '{"second":1}')
