@@ -264,9 +264,7 @@ class SearchCache:
                     # a corrupt frame that names the current generation for a hit, and locked nothing).
                     self._metrics.count("CacheCorrupt")
                     return self._rebuild(gen_key, key, lock, generation, held, build)
-                if stored[0] == generation:
-                    if locked:  # not from READ_SCRIPT (it locks only on a miss); release it all the same
-                        self._call(self._redis.write_behind, gen_key, key, lock, generation, b"", 0, held)
+                if stored[0] == generation:  # READ_SCRIPT locks nothing on a hit
                     self._metrics.count("CacheHit")
                     return Cached(stored[1], HIT)
                 stale = stored[1]
