@@ -248,9 +248,9 @@ class SearchCache:
         gen_key = f"gen:{{{self.domain}:{scope}}}"
         key = f"search:{{{self.domain}:{scope}}}:{hashlib.sha256(canonical_query.encode()).hexdigest()}"
         lock = f"lock:{key}"
+        token = f"{_TOKEN_PREFIX}{next(_TOKEN_COUNTER)}"  # this caller's, while it polls too
         deadline = 0.0
         while True:
-            token = f"{_TOKEN_PREFIX}{next(_TOKEN_COUNTER)}"
             reply = self._call(self._redis.read_or_lock, gen_key, key, lock, token, self._policy.lock_ms)
             if reply is None:
                 return Cached(build()[0], BYPASS)
