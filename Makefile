@@ -16,11 +16,14 @@ help:
 
 setup: $(STAMP) redis
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements/schemathesis.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]' \
+		--requirement requirements/schemathesis.txt
+	@# tests/fuzz: schemathesis's own pin of jsonschema-rs is older than the project's (requirements/schemathesis.txt)
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --no-deps schemathesis
 	@touch $(STAMP)
 
 # Tests and the local stack start their own private redis-server; this only makes sure one is installed.
