@@ -283,6 +283,14 @@ class RedisCacheStore:
         self._connection().close()
         return CacheUnavailable(f"unexpected reply to {command}: {reply!r:.80}")
 
+    def read(self, generation_key: str, entry_key: str) -> tuple[bytes, bytes | None]:
+        [reply] = self._round_trip(_pack(("MGET", generation_key, entry_key)))
+        if type(reply) is list and len(reply) == 2:
+            generation, value = reply
+            if (generation is None or type(generation) is bytes) and (value is None or type(value) is bytes):
+                return generation or b"0", value
+        raise self._out_of_step("MGET", reply)
+
     def read_or_lock(
         self, generation_key: str, entry_key: str, lock_key: str, token: str, ttl_ms: int
     ) -> tuple[bytes, bytes | None, bool]:

@@ -157,6 +157,30 @@ def test_fifty_concurrent_misses_cause_one_rebuild(
     assert len(statuses) == 50 and statuses.count(MISS) == 1 and statuses.count(HIT) == 49
 
 
+def test_fifty_concurrent_searches_of_an_entry_read_as_a_hit_after_an_invalidation_cause_one_rebuild(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    # Given an entry this container has read as a hit (so its next reads are plain MGETs), then invalidated
+    cache, build = new_cache(redis_server, metrics), CountingBuild(delay=0.2)
+    assert [cache.get_or_build("JFK-LHR", "popular", build).status for _ in range(2)] == [MISS, HIT]
+    raw.incr(generation_key("flights", "JFK-LHR"))
+    barrier = threading.Barrier(50)
+    statuses: list[str] = []
+
+    def search() -> None:
+        barrier.wait()
+        statuses.append(cache.get_or_build("JFK-LHR", "popular", build).status)
+
+    threads = [threading.Thread(target=search) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    # Then one of them rebuilt it and the others served the older copy (or the new one, once stored)
+    assert build.calls == 2
+    assert len(statuses) == 50 and statuses.count(MISS) == 1 and set(statuses) <= {MISS, STALE, HIT}
+
+
 def test_callers_take_the_previous_generation_while_one_rebuilds(
     redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
 ) -> None:
@@ -219,10 +243,12 @@ def test_failed_rebuild_releases_its_lock_at_once(
     assert cache.get_or_build("JFK-LHR", "q", CountingBuild()).status == MISS
 
 
-def test_stopped_redis_fails_open_within_the_timeout_budget(metrics: CountingMetrics) -> None:
+@pytest.mark.parametrize("reads_before", [1, 2], ids=["entry-missed", "entry-read-as-a-hit"])
+def test_stopped_redis_fails_open_within_the_timeout_budget(metrics: CountingMetrics, reads_before: int) -> None:
     server = RedisServer().start()
     cache = new_cache(server, metrics)
-    cache.get_or_build("JFK-LHR", "q", CountingBuild())
+    for _ in range(reads_before):
+        cache.get_or_build("JFK-LHR", "q", CountingBuild())
     server.stop()
     started = time.perf_counter()
     answers = [cache.get_or_build("JFK-LHR", "q", CountingBuild()) for _ in range(50)]
@@ -265,9 +291,74 @@ def test_a_search_is_one_round_trip_to_redis_before_its_answer_on_a_hit_and_on_a
     settle(cache)
     # Then each read was one script call (the miss took its lock in it), plus the miss's write behind it
     # (commandstats also counts the GETs and SETs the scripts make)
-    calls = {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in raw.info("commandstats").items()}
+    calls = command_calls(raw)
     assert statuses == [MISS, HIT]
     assert (calls.get("evalsha"), calls.get("eval"), calls.get("mget")) == (2, 1, None)
+
+
+def command_calls(raw: redis.Redis) -> dict[str, int]:
+    """How many times redis-server ran each command since its statistics were reset (the reset aside)."""
+    calls = {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in raw.info("commandstats").items()}
+    calls.pop("config|resetstat", None)
+    return calls
+
+
+def test_an_entry_read_as_a_hit_is_read_with_a_plain_mget_and_a_miss_of_it_still_locks(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    # Given an entry this cache has read as a hit
+    cache = new_cache(redis_server, metrics)
+    assert [cache.get_or_build("JFK-LHR", "q", CountingBuild()).status for _ in range(2)] == [MISS, HIT]
+    raw.config_resetstat()
+    # When it is searched again, that read is one MGET: no script runs
+    assert cache.get_or_build("JFK-LHR", "q", CountingBuild()).status == HIT
+    assert command_calls(raw) == {"mget": 1}
+    # When ingest invalidates its route and it is searched again
+    raw.incr(generation_key("flights", "JFK-LHR"))
+    raw.config_resetstat()
+    again = cache.get_or_build("JFK-LHR", "q", CountingBuild('{"new":1}'))
+    settle(cache)
+    calls = command_calls(raw)
+    # Then the MGET found it stale, the read script read again and took the lock (a SET), and the write
+    # behind the answer stored the rebuild (a SET) and released the lock
+    assert (again.status, again.body) == (MISS, '{"new":1}')
+    assert (calls["mget"], calls["evalsha"], calls["eval"], calls["set"], calls["del"]) == (1, 1, 1, 2, 1), calls
+    assert raw.keys("lock:*") == []
+    # And the entry is read by the script until it has been read as a hit again
+    raw.config_resetstat()
+    statuses = [cache.get_or_build("JFK-LHR", "q", CountingBuild()).status for _ in range(2)]
+    calls = command_calls(raw)
+    assert statuses == [HIT, HIT] and (calls["evalsha"], calls["mget"]) == (1, 1), calls
+
+
+def test_a_corrupt_entry_read_with_a_plain_mget_is_rebuilt(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache = new_cache(redis_server, metrics)
+    assert [cache.get_or_build("JFK-LHR", "q", CountingBuild()).status for _ in range(2)] == [MISS, HIT]
+    [key] = raw.keys("search:*")
+    raw.set(key, b"r\x00\x00\x00\x00garbage")
+    again = cache.get_or_build("JFK-LHR", "q", CountingBuild('{"fresh":1}'))
+    assert (again.status, again.body, metrics.counts["CacheCorrupt"]) == (MISS, '{"fresh":1}', 1)
+    assert cache.get_or_build("JFK-LHR", "q", CountingBuild()).body == '{"fresh":1}'
+
+
+def test_the_entries_remembered_as_hits_are_bounded(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    # Given a cache that remembers one entry, which has read two entries as hits, one after the other
+    store = RedisCacheStore(lambda: connect(cache_settings(redis_server)))
+    cache = SearchCache("flights", store, metrics, warm_entries=1)
+    for query in ("a", "a", "b", "b"):
+        cache.get_or_build("JFK-LHR", query, CountingBuild())
+    settle(cache)
+    raw.config_resetstat()
+    # Then the first is read by the script again (forgotten), the last with a plain MGET
+    assert cache.get_or_build("JFK-LHR", "a", CountingBuild()).status == HIT
+    assert (command_calls(raw).get("evalsha"), command_calls(raw).get("mget")) == (1, None)
+    raw.config_resetstat()
+    assert cache.get_or_build("JFK-LHR", "a", CountingBuild()).status == HIT
+    assert (command_calls(raw).get("evalsha"), command_calls(raw).get("mget")) == (None, 1)
 
 
 def test_a_lock_of_an_older_generation_does_not_hold_back_the_rebuild_of_the_current_one(

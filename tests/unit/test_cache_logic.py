@@ -29,7 +29,7 @@ class DeadRedis:
         self.calls += 1
         raise CacheUnavailable("connection refused")
 
-    read_or_lock = write = write_behind = incr = _fail
+    read = read_or_lock = write = write_behind = incr = _fail
 
 
 @pytest.mark.parametrize("body", ['{"results":[]}', '{"name":"Zürich ✈"}', '{"x":"' + "a" * 20_000 + '"}'])
