@@ -137,22 +137,28 @@ def test_result_built_before_an_invalidation_is_never_stored_under_the_new_gener
     assert unframe(raw.get(key)) == (1, '{"new":true}')
 
 
-def test_fifty_concurrent_misses_cause_one_rebuild(
-    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
-) -> None:
-    cache, build = new_cache(redis_server, metrics), CountingBuild(delay=0.2)
-    barrier = threading.Barrier(50)
+def concurrent_statuses(cache: SearchCache, build: CountingBuild, callers: int = 50) -> list[str]:
+    """The X-Cache status of each of ``callers`` threads searching the same query at once."""
+    barrier = threading.Barrier(callers)
     statuses: list[str] = []
 
     def search() -> None:
         barrier.wait()
         statuses.append(cache.get_or_build("JFK-LHR", "popular", build).status)
 
-    threads = [threading.Thread(target=search) for _ in range(50)]
+    threads = [threading.Thread(target=search) for _ in range(callers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
+    return statuses
+
+
+def test_fifty_concurrent_misses_cause_one_rebuild(
+    redis_server: RedisServer, raw: redis.Redis, metrics: CountingMetrics
+) -> None:
+    cache, build = new_cache(redis_server, metrics), CountingBuild(delay=0.2)
+    statuses = concurrent_statuses(cache, build)
     assert build.calls == 1
     assert len(statuses) == 50 and statuses.count(MISS) == 1 and statuses.count(HIT) == 49
 
@@ -164,18 +170,8 @@ def test_fifty_concurrent_searches_of_an_entry_read_as_a_hit_after_an_invalidati
     cache, build = new_cache(redis_server, metrics), CountingBuild(delay=0.2)
     assert [cache.get_or_build("JFK-LHR", "popular", build).status for _ in range(2)] == [MISS, HIT]
     raw.incr(generation_key("flights", "JFK-LHR"))
-    barrier = threading.Barrier(50)
-    statuses: list[str] = []
-
-    def search() -> None:
-        barrier.wait()
-        statuses.append(cache.get_or_build("JFK-LHR", "popular", build).status)
-
-    threads = [threading.Thread(target=search) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
+    # When fifty callers search it at once
+    statuses = concurrent_statuses(cache, build)
     # Then one of them rebuilt it and the others served the older copy (or the new one, once stored)
     assert build.calls == 2
     assert len(statuses) == 50 and statuses.count(MISS) == 1 and set(statuses) <= {MISS, STALE, HIT}
